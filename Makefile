@@ -1,0 +1,42 @@
+# `make demo` and `make test` do every set-up step themselves on a fresh Debian machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
+
+.PHONY: setup data demo test lint bench clean
+
+setup: $(STAMP) data
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian where apt is available; otherwise distill downloads and verifies it.
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
+	  echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get install -y dataset-fashion-mnist \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist) \
+	  || echo "apt-get could not install dataset-fashion-mnist; distill will download it"; \
+	else echo "no apt-get: distill will download Fashion-MNIST on first use"; fi
+
+demo: setup
+	$(BIN)/distill run recipes/fashion-mnist.toml --out runs/fashion-mnist --force
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/hinton_fashion_mnist.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,38 @@
+"""distill: make large models small, and measure what each step bought.
+
+Three ways in:
+
+* the loss in your own loop: ``distill.KDLoss(temperature=2.0, alpha=0.5)``;
+* one call: ``distill.distill(teacher, student, train_data, eval=test_data, epochs=10)``;
+* a recipe: ``distill run recipes/fashion-mnist.toml``.
+"""
+
+from distill.api import DistillResult, distill, train_model
+from distill.artifacts import load, save
+from distill.engine import Callback, NonFiniteLossError, TrainConfig
+from distill.evaluate import compare, evaluate_models, measure_latency
+from distill.losses import DistillationLoss, HardLabelLoss, KDLoss
+from distill.students import build, build_cnn, build_mlp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback",
+    "DistillResult",
+    "DistillationLoss",
+    "HardLabelLoss",
+    "KDLoss",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "__version__",
+    "build",
+    "build_cnn",
+    "build_mlp",
+    "compare",
+    "distill",
+    "evaluate_models",
+    "load",
+    "measure_latency",
+    "save",
+    "train_model",
+]

@@ -1,0 +1,122 @@
+"""Saving and loading students as safetensors + a JSON config: no pickle anywhere.
+
+A saved model is a folder::
+
+    model.safetensors   the weights
+    config.json         {"format": "distill.model/1", "architecture": ..., "kwargs": {...}, ...}
+
+``architecture`` names a factory registered with :func:`distill.students.register_architecture`
+or a ``"package.module:function"`` path to one of the user's own factories.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+from torch import nn
+
+from distill import atomic
+from distill.students.builders import ARCHITECTURES
+
+FORMAT = "distill.model/1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class ArtifactError(ValueError):
+    """A saved model folder is missing, incomplete or inconsistent; the message names it."""
+
+
+def _spec_of(model: nn.Module, architecture: str | None, kwargs: dict | None) -> dict[str, Any]:
+    if architecture is not None:
+        return {"architecture": architecture, "kwargs": dict(kwargs or {})}
+    spec = getattr(model, "distill_spec", None)
+    if spec is None:
+        raise ArtifactError(
+            f"cannot save a {type(model).__name__} without knowing how to rebuild it: pass "
+            "architecture='package.module:factory' (and kwargs=...) or build it with "
+            "distill.students.build_*"
+        )
+    return {"architecture": spec["architecture"], "kwargs": dict(spec["kwargs"])}
+
+
+def save(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    architecture: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` to the folder ``path`` atomically (all of it, or nothing)."""
+    path = Path(path)
+    spec = _spec_of(model, architecture, kwargs)
+    config = {
+        "format": FORMAT,
+        **spec,
+        "params": sum(p.numel() for p in model.parameters()),
+        "metadata": metadata or {},
+    }
+    json.dumps(config, allow_nan=False)  # fail before writing anything if it cannot be stored
+    with atomic.directory(path) as tmp:
+        safetensors.torch.save_model(model, str(tmp / WEIGHTS))
+        atomic.write_json(tmp / CONFIG, config)
+    return path
+
+
+def _resolve_factory(name: str):
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name]
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ArtifactError(f"cannot import architecture factory {name!r}: {err}") from err
+    raise ArtifactError(
+        f"unknown architecture {name!r}; registered: {sorted(ARCHITECTURES)} "
+        "(or use 'package.module:factory')"
+    )
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    config_path = path / CONFIG
+    if not path.is_dir():
+        raise ArtifactError(f"{path} is not a saved model folder (expected {CONFIG} + {WEIGHTS})")
+    if not config_path.is_file():
+        raise ArtifactError(f"{path} has no {CONFIG}: not a saved model, or an incomplete one")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{config_path} is not valid JSON: {err}") from err
+    if config.get("format") != FORMAT:
+        raise ArtifactError(f"{config_path}: format {config.get('format')!r} is not {FORMAT!r}")
+    return config
+
+
+def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
+    """Rebuild a saved model and load its weights; returned in eval mode."""
+    path = Path(path)
+    config = read_config(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise ArtifactError(f"{path} has no {WEIGHTS}")
+    factory = _resolve_factory(config["architecture"])
+    model = factory(**config.get("kwargs", {}))
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
+    except Exception as err:  # safetensors raises several types for corrupt or mismatched files
+        raise ArtifactError(f"cannot load weights from {weights}: {err}") from err
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{weights} does not match architecture {config['architecture']!r}: "
+            f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    if not hasattr(model, "distill_spec"):
+        model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"]}
+    return model.to(device).eval()

@@ -1,0 +1,144 @@
+"""The ``distill`` command: a thin layer over the Python API (parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  distill run recipes/fashion-mnist.toml --out runs/fmnist
+  distill eval runs/fmnist/student --data fashion-mnist --teacher runs/teacher
+  distill run --help
+
+A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [baseline] and
+[evaluate] tables; see recipes/ and the README for annotated examples.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from distill import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="distill",
+        description="Make large models small: distil a teacher into a student, and measure "
+        "what it bought (accuracy kept, speed, size).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a TOML recipe: train/reuse the teacher, distil the student, write a report",
+        description="Run a recipe and write a run folder: student/ (safetensors + config.json), "
+        "metrics.json, report.md and plots/. The teacher a recipe trains is cached (in "
+        "$DISTILL_CACHE or ~/.cache/distill) and reused by later runs with the same settings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill run recipes/fashion-mnist.toml --out runs/fmnist --force",
+    )
+    run.add_argument("recipe", type=Path, help="path to the recipe (.toml)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
+    run.add_argument("--force", action="store_true", help="replace a run already in --out")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--check", action="store_true", help="only validate the recipe, run nothing")
+
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a saved model: accuracy, calibration, size, CPU latency",
+        description="Evaluate a model saved by distill (a folder with config.json and "
+        "model.safetensors) on a built-in dataset. With --teacher, also agreement and KL to "
+        "the teacher, and retention / speedup / compression.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill eval runs/fmnist/student --data fashion-mnist --json",
+    )
+    ev.add_argument("model", type=Path, help="saved model folder")
+    ev.add_argument("--data", required=True, choices=["fashion-mnist", "digits"],
+                    help="built-in dataset to evaluate on")
+    ev.add_argument("--split", default="test", choices=["train", "test"])
+    ev.add_argument("--teacher", type=Path, help="saved teacher folder to compare against")
+    ev.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
+    ev.add_argument("--repeats", type=int, default=50, help="timed runs per batch size")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from distill.recipes.loader import load_recipe
+    from distill.recipes.runner import run_recipe
+    from distill.report.markdown import summary_table
+
+    recipe = load_recipe(args.recipe)
+    if args.check:
+        print(f"{args.recipe}: valid")
+        return 0
+    out = args.out or Path("runs") / (recipe.name or args.recipe.stem)
+    metrics = run_recipe(
+        recipe, out, recipe_text=args.recipe.read_text(encoding="utf-8"), force=args.force,
+        progress=False if args.no_progress else None,
+    )
+    print(summary_table(metrics))
+    parts = [f"retention {100 * metrics['retention']:.2f}%" if metrics.get("retention") else ""]
+    if metrics.get("speedup"):
+        parts.append(f"speedup {metrics['speedup']:.2f}x")
+    if metrics.get("compression"):
+        parts.append(f"compression {metrics['compression']:.1f}x")
+    if metrics.get("gap_closed") is not None:
+        parts.append(f"gap closed {100 * metrics['gap_closed']:.1f}%")
+    print(", ".join(p for p in parts if p))
+    print(f"wrote {out}/ (student/, metrics.json, report.md, plots/)")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from distill.artifacts import load
+    from distill.data import load_dataset
+    from distill.evaluate.compare import compare, evaluate_models
+    from distill.report.markdown import summary_table
+
+    data = load_dataset(args.data, args.split)
+    model = load(args.model)
+    if args.teacher is not None:
+        result = compare(load(args.teacher), model, data, threads=args.threads,
+                         latency_repeats=args.repeats)
+    else:
+        result = evaluate_models({"student": model}, data, threads=args.threads,
+                                 latency_repeats=args.repeats)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary_table(result))
+        for key in ("retention", "speedup", "compression"):
+            if result.get(key) is not None:
+                print(f"{key}: {result[key]:.4f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from distill.artifacts import ArtifactError
+    from distill.data.fashion_mnist import DatasetNotFoundError
+    from distill.engine.loop import NonFiniteLossError
+    from distill.recipes.loader import RecipeError
+    from distill.recipes.runner import RunFolderError
+
+    handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
+               RunFolderError, ValueError, TypeError)
+    try:
+        return {"run": _cmd_run, "eval": _cmd_eval}[args.command](args)
+    except handled as err:
+        print(f"distill {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"distill {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

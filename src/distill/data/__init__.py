@@ -1,0 +1,29 @@
+"""Built-in offline datasets, and the augmentations the engine applies to batches."""
+
+from distill.data.augment import FlipShift, make_augmentation
+from distill.data.base import NO_LABEL, ArrayDataset, DatasetInfo
+from distill.data.digits import load_digits
+from distill.data.fashion_mnist import DatasetNotFoundError, load_fashion_mnist
+
+DATASETS = {"fashion-mnist": load_fashion_mnist, "digits": load_digits}
+
+
+def load_dataset(name: str, split: str = "train", **options) -> ArrayDataset:
+    """Load a built-in dataset by name: ``fashion-mnist`` or ``digits``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; built-in datasets: {sorted(DATASETS)}")
+    return DATASETS[name](split=split, **options)
+
+
+__all__ = [
+    "DATASETS",
+    "NO_LABEL",
+    "ArrayDataset",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "FlipShift",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "make_augmentation",
+]

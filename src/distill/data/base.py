@@ -1,0 +1,80 @@
+"""In-memory datasets that know their input shape, classes and where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+NO_LABEL = -100
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...] = field(default=())
+
+
+class ArrayDataset(TensorDataset):
+    """A ``TensorDataset`` of ``(inputs, labels)`` carrying :class:`DatasetInfo`.
+
+    Being a ``TensorDataset``, the engine can fetch whole batches by index in one call instead of
+    one sample at a time. Labels equal to ``NO_LABEL`` (-100) mark unlabeled transfer samples.
+    """
+
+    def __init__(self, inputs: Tensor, labels: Tensor, info: DatasetInfo):
+        if len(inputs) != len(labels):
+            raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
+        super().__init__(inputs, labels)
+        self.info = info
+
+    @property
+    def inputs(self) -> Tensor:
+        return self.tensors[0]
+
+    @property
+    def labels(self) -> Tensor:
+        return self.tensors[1]
+
+    def subset(self, indices: Tensor, name: str | None = None) -> ArrayDataset:
+        info = self.info if name is None else DatasetInfo(
+            name, self.info.input_shape, self.info.num_classes, self.info.class_names
+        )
+        return ArrayDataset(self.inputs[indices], self.labels[indices], info)
+
+    def labeled(self) -> ArrayDataset:
+        """Only the samples that carry a hard label."""
+        keep = (self.labels != NO_LABEL).nonzero().flatten()
+        return self.subset(keep, f"{self.info.name} (labeled)")
+
+    def with_scarce_labels(self, num_labeled: int, seed: int = 0) -> ArrayDataset:
+        """Keep ``num_labeled`` labels (balanced across classes), mark the rest unlabeled."""
+        if not 0 < num_labeled <= len(self):
+            raise ValueError(f"num_labeled must be in [1, {len(self)}], got {num_labeled}")
+        keep = balanced_indices(self.labels, num_labeled, seed)
+        labels = torch.full_like(self.labels, NO_LABEL)
+        labels[keep] = self.labels[keep]
+        info = DatasetInfo(
+            f"{self.info.name} ({num_labeled} labeled)",
+            self.info.input_shape,
+            self.info.num_classes,
+            self.info.class_names,
+        )
+        return ArrayDataset(self.inputs, labels, info)
+
+
+def balanced_indices(labels: Tensor, count: int, seed: int) -> Tensor:
+    """``count`` indices drawn as evenly across classes as possible, reproducibly."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    per_class = [(labels == c).nonzero().flatten() for c in classes]
+    per_class = [idx[torch.randperm(len(idx), generator=generator)] for idx in per_class]
+    chosen: list[Tensor] = []
+    base, extra = divmod(count, len(classes))
+    for k, idx in enumerate(per_class):
+        chosen.append(idx[: base + (1 if k < extra else 0)])
+    return torch.cat(chosen).sort().values

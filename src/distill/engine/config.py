@@ -1,0 +1,92 @@
+"""Training settings, and the optimizer and learning-rate schedule they describe."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Optimizer = Literal["adamw", "adam", "sgd"]
+Schedule = Literal["cosine", "linear", "constant"]
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults suit small students; the recipes override what they need."""
+
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 3e-3
+    optimizer: Optimizer = "adamw"
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: Schedule = "cosine"
+    warmup_ratio: float = 0.1
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+    augment: Callable | None = None
+    eval_batch_size: int = 512
+    progress: bool | None = None  # None: show a bar when attached to a terminal
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"invalid training setting {name}={getattr(self, name)!r}")
+        if self.optimizer not in ("adamw", "adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "linear", "constant"):
+            raise ValueError(
+                f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["augment"] = repr(self.augment) if self.augment is not None else None
+        return d
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the student has no trainable parameters")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up, then cosine / linear decay to zero, or constant."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = int(config.warmup_ratio * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, config.schedule)
+    )

@@ -1,0 +1,95 @@
+"""Teacher, student (and baseline) evaluated side by side, with the ratios that sum them up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from distill.evaluate.latency import measure_latency
+from distill.evaluate.metrics import classification_metrics
+from distill.evaluate.predict import predict
+from distill.evaluate.size import count_parameters, size_on_disk
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    if denominator == 0 or numerator != numerator or denominator != denominator:
+        return None
+    return numerator / denominator
+
+
+def evaluate_models(
+    models: dict[str, nn.Module],
+    data,
+    *,
+    reference: str | None = None,
+    batch_sizes: Sequence[int] = (1, 64),
+    threads: int = 1,
+    latency_repeats: int = 50,
+    device: str = "cpu",
+    batch_size: int = 512,
+) -> dict[str, dict[str, Any]]:
+    """Quality, size and latency of each model; agreement/KL against ``reference`` if named."""
+    predictions = {name: predict(m, data, batch_size, device) for name, m in models.items()}
+    reference_logits = predictions[reference].logits if reference else None
+    for m in models.values():
+        m.to("cpu")
+    latency = measure_latency(
+        models, data, batch_sizes=batch_sizes, threads=threads, repeats=latency_repeats
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for name, model in models.items():
+        pred = predictions[name]
+        entry: dict[str, Any] = classification_metrics(pred.logits, pred.labels, reference_logits)
+        entry["params"] = count_parameters(model)
+        entry["size_bytes"] = size_on_disk(model)
+        for bs in batch_sizes:
+            suffix = "" if bs == 1 else f"_b{bs}"
+            entry[f"latency_ms_p50{suffix}"] = latency[name][bs]["p50"]
+            entry[f"latency_ms_p95{suffix}"] = latency[name][bs]["p95"]
+        entry["latency_threads"] = threads
+        out[name] = entry
+    return out
+
+
+def compare(
+    teacher: nn.Module,
+    student: nn.Module,
+    data,
+    *,
+    baseline: nn.Module | None = None,
+    batch_sizes: Sequence[int] = (1, 64),
+    threads: int = 1,
+    latency_repeats: int = 50,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """The ``metrics.json`` core: each model's entry plus retention, speedup and compression.
+
+    retention = student accuracy / teacher accuracy; speedup = teacher / student latency
+    (batch 1, p50); compression = teacher / student parameters. With a hard-label ``baseline``
+    (the same student trained without the teacher), ``gap_closed`` is the share of the
+    teacher–baseline accuracy gap that distillation closed.
+    """
+    models = {"teacher": teacher, "student": student}
+    if baseline is not None:
+        models["baseline"] = baseline
+    entries = evaluate_models(
+        models,
+        data,
+        reference="teacher",
+        batch_sizes=batch_sizes,
+        threads=threads,
+        latency_repeats=latency_repeats,
+        device=device,
+    )
+    t, s = entries["teacher"], entries["student"]
+    result: dict[str, Any] = dict(entries)
+    result["retention"] = _ratio(s.get("accuracy", float("nan")), t.get("accuracy", float("nan")))
+    result["speedup"] = _ratio(t["latency_ms_p50"], s["latency_ms_p50"])
+    result["compression"] = _ratio(t["params"], s["params"])
+    if baseline is not None and "accuracy" in t:
+        b = entries["baseline"]
+        result["baseline_retention"] = _ratio(b["accuracy"], t["accuracy"])
+        result["gap_closed"] = _ratio(s["accuracy"] - b["accuracy"], t["accuracy"] - b["accuracy"])
+    return result

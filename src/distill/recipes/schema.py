@@ -1,0 +1,137 @@
+"""The TOML recipe format, validated by pydantic: every field typed, every unknown field refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Tag,
+)
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainSpec(Section):
+    """Optimisation settings: ``[train]``, ``[teacher.train]`` and ``[baseline.train]``."""
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 128
+    lr: PositiveFloat = 3e-3
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    weight_decay: NonNegativeFloat = 5e-4
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: Fraction = 0.1
+    grad_clip: PositiveFloat | None = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: PositiveInt | None = None
+
+
+class MLPSpec(Section):
+    arch: Literal["mlp"]
+    hidden: list[PositiveInt] = [256]
+    dropout: Fraction = 0.0
+
+
+class CNNSpec(Section):
+    arch: Literal["cnn"]
+    channels: list[PositiveInt] = Field(min_length=1)
+    convs_per_stage: PositiveInt = 1
+    head: Literal["gap", "flatten"] = "gap"
+    hidden: NonNegativeInt = 0
+    dropout: Fraction = 0.0
+
+
+class SavedSpec(Section):
+    """A model saved by ``distill.save`` (a folder with config.json + model.safetensors)."""
+
+    arch: Literal["saved"] = "saved"
+    path: Path
+
+
+class TrainedTeacher(Section):
+    """A teacher trained by the recipe itself, and reused from the cache when unchanged."""
+
+    cache: bool = True
+    train: TrainSpec = TrainSpec()
+
+
+class TeacherMLP(MLPSpec, TrainedTeacher):
+    pass
+
+
+class TeacherCNN(CNNSpec, TrainedTeacher):
+    pass
+
+
+def _arch_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "arch" in value:
+            return value["arch"]
+        return "saved" if "path" in value else None
+    return getattr(value, "arch", None)
+
+
+TeacherSpec = Annotated[
+    Annotated[TeacherMLP, Tag("mlp")]
+    | Annotated[TeacherCNN, Tag("cnn")]
+    | Annotated[SavedSpec, Tag("saved")],
+    Discriminator(_arch_tag),
+]
+StudentSpec = Annotated[
+    Annotated[MLPSpec, Tag("mlp")]
+    | Annotated[CNNSpec, Tag("cnn")]
+    | Annotated[SavedSpec, Tag("saved")],
+    Discriminator(_arch_tag),
+]
+
+
+class DataSpec(Section):
+    dataset: Literal["fashion-mnist", "digits"]
+    root: Path | None = None
+    augment: Literal["none", "flip-shift"] = "none"
+    labeled: PositiveInt | None = None
+    """Keep only this many labels (balanced); the rest of the training set becomes unlabeled."""
+
+
+class LossSpec(Section):
+    kind: Literal["kd"] = "kd"
+    temperature: PositiveFloat = 2.0
+    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+
+class BaselineSpec(Section):
+    """The same student trained on hard labels only, to show what distillation added."""
+
+    enabled: bool = True
+    train: TrainSpec | None = None
+
+
+class EvaluateSpec(Section):
+    threads: PositiveInt = 1
+    batch_sizes: list[PositiveInt] = Field(default=[1, 64], min_length=1)
+    latency_repeats: PositiveInt = 50
+
+
+class Recipe(Section):
+    name: str | None = None
+    data: DataSpec
+    teacher: TeacherSpec
+    student: StudentSpec
+    loss: LossSpec = LossSpec()
+    train: TrainSpec = TrainSpec()
+    baseline: BaselineSpec = BaselineSpec(enabled=False)
+    evaluate: EvaluateSpec = EvaluateSpec()

@@ -1,0 +1,77 @@
+"""PNG plots for run reports: where each model sits on accuracy vs latency, and how it trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill import atomic
+
+COLORS = {"teacher": "#1f4e79", "baseline": "#9e9e9e", "student": "#d95f02"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    atomic.write_with(path, lambda p: fig.savefig(p, format="png", dpi=120, bbox_inches="tight"))
+
+
+def accuracy_vs_latency(metrics: dict[str, Any], path: str | Path) -> Path:
+    """Each model as a point: batch-1 p50 latency (log scale) against test accuracy."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in ("teacher", "baseline", "student"):
+        entry = metrics.get(name)
+        if not entry or "accuracy" not in entry:
+            continue
+        x, y = entry["latency_ms_p50"], 100 * entry["accuracy"]
+        ax.scatter([x], [y], s=80, color=COLORS[name], label=name, zorder=3)
+        ax.annotate(
+            f"{name}\n{entry['params']:,} params", (x, y), textcoords="offset points",
+            xytext=(8, -4), fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU latency, batch 1, p50 (ms, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy against latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    path = Path(path)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path) -> Path:
+    """Training loss and evaluation accuracy per epoch, one line per trained model."""
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, history in histories.items():
+        if not history:
+            continue
+        epochs = [h["epoch"] for h in history]
+        color = COLORS.get(name)
+        loss_ax.plot(epochs, [h["train_loss"] for h in history], label=name, color=color)
+        if "eval_accuracy" in history[0]:
+            acc = [100 * h["eval_accuracy"] for h in history]
+            acc_ax.plot(epochs, acc, label=name, color=color, marker="o", markersize=3)
+    loss_ax.set_title("training loss (each model's own objective)")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_yscale("log")
+    acc_ax.set_title("test accuracy after each epoch")
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("%")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    path = Path(path)
+    _save(fig, path)
+    plt.close(fig)
+    return path
