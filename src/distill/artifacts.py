@@ -94,8 +94,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise ArtifactError(f"{config_path} is not valid JSON: {err}") from err
-    if config.get("format") != FORMAT:
-        raise ArtifactError(f"{config_path}: format {config.get('format')!r} is not {FORMAT!r}")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ArtifactError(f"{config_path}: format {found!r} is not {FORMAT!r}")
+    if not isinstance(config.get("architecture"), str):
+        raise ArtifactError(f"{config_path}: 'architecture' is missing or not a string")
+    kwargs = config.setdefault("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ArtifactError(f"{config_path}: 'kwargs' must be a JSON object")
     return config
 
 
@@ -107,7 +113,12 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
     if not weights.is_file():
         raise ArtifactError(f"{path} has no {WEIGHTS}")
     factory = _resolve_factory(config["architecture"])
-    model = factory(**config.get("kwargs", {}))
+    try:
+        model = factory(**config["kwargs"])
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(
+            f"{path / CONFIG}: cannot build {config['architecture']!r} from its kwargs: {err}"
+        ) from err
     try:
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
     except Exception as err:  # safetensors raises several types for corrupt or mismatched files

@@ -9,7 +9,7 @@ from pathlib import Path
 
 EPILOG = """examples:
   distill run recipes/fashion-mnist.toml --out runs/fmnist
-  distill eval runs/fmnist/student --data fashion-mnist --teacher runs/teacher
+  distill eval runs/fmnist/student --data fashion-mnist --json
   distill run --help
 
 A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [baseline] and
@@ -89,6 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         parts.append(f"gap closed {100 * metrics['gap_closed']:.1f}%")
     print(", ".join(p for p in parts if p))
     print(f"wrote {out}/ (student/, metrics.json, report.md, plots/)")
+    if metrics.get("teacher_path"):
+        print(f"teacher: {metrics['teacher_path']}")
     return 0
 
 

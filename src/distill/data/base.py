@@ -53,8 +53,11 @@ class ArrayDataset(TensorDataset):
 
     def with_scarce_labels(self, num_labeled: int, seed: int = 0) -> ArrayDataset:
         """Keep ``num_labeled`` labels (balanced across classes), mark the rest unlabeled."""
-        if not 0 < num_labeled <= len(self):
-            raise ValueError(f"num_labeled must be in [1, {len(self)}], got {num_labeled}")
+        available = int((self.labels != NO_LABEL).sum())
+        if not 0 < num_labeled <= available:
+            raise ValueError(
+                f"num_labeled must be in [1, {available}] (the labeled samples), got {num_labeled}"
+            )
         keep = balanced_indices(self.labels, num_labeled, seed)
         labels = torch.full_like(self.labels, NO_LABEL)
         labels[keep] = self.labels[keep]
@@ -68,13 +71,20 @@ class ArrayDataset(TensorDataset):
 
 
 def balanced_indices(labels: Tensor, count: int, seed: int) -> Tensor:
-    """``count`` indices drawn as evenly across classes as possible, reproducibly."""
+    """``count`` labeled indices spread as evenly across classes as possible, reproducibly.
+
+    Classes take turns (round robin), so a class too small for its share leaves the rest of
+    the budget to the others instead of silently returning fewer than ``count``.
+    """
     generator = torch.Generator().manual_seed(seed)
-    classes = labels.unique()
+    classes = labels[labels != NO_LABEL].unique()
     per_class = [(labels == c).nonzero().flatten() for c in classes]
     per_class = [idx[torch.randperm(len(idx), generator=generator)] for idx in per_class]
-    chosen: list[Tensor] = []
-    base, extra = divmod(count, len(classes))
-    for k, idx in enumerate(per_class):
-        chosen.append(idx[: base + (1 if k < extra else 0)])
-    return torch.cat(chosen).sort().values
+    rank = torch.cat([torch.arange(len(idx)) for idx in per_class])
+    order = torch.cat(per_class)
+    turn = torch.argsort(rank * len(per_class) + torch.cat(
+        [torch.full((len(idx),), k) for k, idx in enumerate(per_class)]
+    ))
+    if count > len(order):
+        raise ValueError(f"asked for {count} labeled samples but only {len(order)} carry labels")
+    return order[turn[:count]].sort().values

@@ -71,6 +71,11 @@ def compare(
     (the same student trained without the teacher), ``gap_closed`` is the share of the
     teacher–baseline accuracy gap that distillation closed.
     """
+    if 1 not in batch_sizes:
+        raise ValueError(
+            f"batch_sizes {tuple(batch_sizes)} must include 1: speedup and latency_ms_p50 are "
+            "defined at batch 1"
+        )
     models = {"teacher": teacher, "student": student}
     if baseline is not None:
         models["baseline"] = baseline

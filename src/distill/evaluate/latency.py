@@ -52,7 +52,8 @@ def measure_latency(
     """
     inputs = {bs: example_batch(data, bs) for bs in batch_sizes}
     samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in batch_sizes} for n in models}
-    per_round = max(1, repeats // rounds)
+    rounds = max(1, min(rounds, repeats))
+    per_round = [repeats // rounds + (1 if r < repeats % rounds else 0) for r in range(rounds)]
     modes = {name: m.training for name, m in models.items()}
     for m in models.values():
         m.eval()
@@ -62,10 +63,10 @@ def measure_latency(
                 for bs in batch_sizes:
                     for _ in range(warmup):
                         forward(model, inputs[bs])
-            for _ in range(rounds):
+            for runs in per_round:
                 for name, model in models.items():
                     for bs in batch_sizes:
-                        for _ in range(per_round):
+                        for _ in range(runs):
                             start = time.perf_counter()
                             forward(model, inputs[bs])
                             samples[name][bs].append((time.perf_counter() - start) * 1e3)

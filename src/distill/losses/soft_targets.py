@@ -19,6 +19,7 @@ def soft_target_kl(
     """Mean over positions of KL(softmax(teacher/T) || softmax(student/T)), computed in float32."""
     classes = student_logits.shape[-1]
     s = F.log_softmax(student_logits.reshape(-1, classes).float() / temperature, dim=-1)
+    teacher_logits = teacher_logits.detach()  # targets: never backpropagate into the teacher
     t = F.log_softmax(teacher_logits.reshape(-1, classes).float() / temperature, dim=-1)
     per_position = (t.exp() * (t - s)).sum(dim=-1)
     if mask is not None:

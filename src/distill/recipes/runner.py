@@ -71,21 +71,22 @@ def teacher_fingerprint(recipe: Recipe) -> str:
 
 
 def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progress) -> tuple:
-    """The recipe's teacher and its training history (empty when loaded or cached)."""
+    """The recipe's teacher, where it is saved (if anywhere), and its training history."""
     spec = recipe.teacher
     if isinstance(spec, SavedSpec):
-        return load(spec.path), []
+        return load(spec.path), spec.path, []
     folder = cache_dir() / "teachers" / teacher_fingerprint(recipe)
     if spec.cache and (folder / "config.json").is_file():
-        return load(folder), []
+        return load(folder), folder, []
     model = build_model(spec, train.info, spec.train.seed)
     result = train_model(
         model, train, eval=test, augment=recipe.data.augment, progress=progress,
         description="teacher", **_train_kwargs(spec.train),
     )
-    if spec.cache:
-        save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
-    return model.eval(), result.history
+    if not spec.cache:
+        return model.eval(), None, result.history
+    save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
+    return model.eval(), folder, result.history
 
 
 def environment() -> dict[str, Any]:
@@ -137,7 +138,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     test = load_dataset(data.dataset, "test", **options)
     student_train = train.with_scarce_labels(data.labeled) if data.labeled else train
 
-    teacher, teacher_history = get_teacher(recipe, train, test, progress)
+    teacher, teacher_path, teacher_history = get_teacher(recipe, train, test, progress)
     student = build_model(recipe.student, train.info, recipe.train.seed)
     loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
     distilled = distill(
@@ -167,8 +168,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
         environment=environment(),
         history=histories,
         recipe=recipe.model_dump(mode="json"),
-        teacher_fingerprint=None if isinstance(recipe.teacher, SavedSpec)
-        else teacher_fingerprint(recipe),
+        teacher_path=str(teacher_path) if teacher_path else None,
     )
     save(student, out / "student", metadata={"accuracy": metrics["student"].get("accuracy")})
     plots = {

@@ -1,0 +1,120 @@
+"""Running a recipe end to end on digits: the run folder, its metrics, the teacher cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import distill
+from distill.recipes import parse_recipe
+from distill.recipes.runner import RunFolderError, run_recipe, teacher_fingerprint
+
+RECIPE = {
+    "name": "tiny",
+    "data": {"dataset": "digits"},
+    "teacher": {"arch": "cnn", "channels": [8, 16], "hidden": 32, "train": {"epochs": 4}},
+    "student": {"arch": "mlp", "hidden": [8]},
+    "loss": {"temperature": 2.0, "alpha": 0.5},
+    "train": {"epochs": 3, "batch_size": 64},
+    "baseline": {"enabled": True},
+    "evaluate": {"latency_repeats": 5},
+}
+MODEL_KEYS = {"accuracy", "params", "size_bytes", "latency_ms_p50", "agreement", "kl_to_teacher"}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, shared_cache):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DISTILL_CACHE", str(shared_cache))
+        out = tmp_path_factory.mktemp("runs") / "tiny"
+        metrics = run_recipe(parse_recipe(RECIPE), out, recipe_text="# tiny", progress=False)
+    return out, metrics
+
+
+def test_run_folder_holds_student_metrics_report_and_plots(finished_run):
+    out, metrics = finished_run
+    assert (out / "student" / "model.safetensors").is_file()
+    assert (out / "student" / "config.json").is_file()
+    for plot in ("accuracy_vs_latency.png", "training_curves.png"):
+        assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "| student |" in report and "plots/accuracy_vs_latency.png" in report
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["retention"] == pytest.approx(metrics["retention"])
+    for role in ("teacher", "student", "baseline"):
+        assert set(on_disk[role]) >= MODEL_KEYS, role
+    for key in ("retention", "speedup", "compression"):
+        assert isinstance(on_disk[key], float)
+
+
+def test_metrics_are_consistent(finished_run):
+    _, m = finished_run
+    assert m["retention"] == pytest.approx(m["student"]["accuracy"] / m["teacher"]["accuracy"])
+    assert m["compression"] == pytest.approx(m["teacher"]["params"] / m["student"]["params"])
+    assert m["speedup"] == pytest.approx(
+        m["teacher"]["latency_ms_p50"] / m["student"]["latency_ms_p50"]
+    )
+    assert m["teacher"]["agreement"] == 1.0
+    assert m["student"]["params"] == m["baseline"]["params"]
+    assert len(m["history"]["student"]) == 3
+
+
+def test_saved_student_reloads_with_the_reported_accuracy(finished_run):
+    out, metrics = finished_run
+    from distill.data import load_digits
+    from distill.evaluate import accuracy, predict
+
+    student = distill.load(out / "student")
+    pred = predict(student, load_digits("test"))
+    assert accuracy(pred.logits, pred.labels) == pytest.approx(metrics["student"]["accuracy"])
+
+
+def test_existing_run_is_not_overwritten_without_force(finished_run):
+    out, _ = finished_run
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(RunFolderError, match="--force"):
+        run_recipe(parse_recipe(RECIPE), out, progress=False)
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_teacher_is_cached_and_reused(finished_run, shared_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(shared_cache))
+    recipe = parse_recipe(RECIPE)
+    cached = Path(shared_cache) / "teachers" / teacher_fingerprint(recipe)
+    assert (cached / "config.json").is_file()
+    again = run_recipe(recipe, tmp_path / "again", progress=False)
+    assert again["history"]["teacher"] == []  # loaded, not retrained
+    assert again["teacher"]["accuracy"] == finished_run[1]["teacher"]["accuracy"]
+    changed = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "hidden": 16}})
+    assert teacher_fingerprint(changed) != teacher_fingerprint(recipe)
+
+
+def test_diverging_run_leaves_error_and_checkpoint_but_no_metrics(tmp_path):
+    recipe = parse_recipe({
+        **RECIPE,
+        "train": {"epochs": 3, "batch_size": 64, "lr": 1e12, "optimizer": "sgd"},
+    })
+    with pytest.raises(distill.NonFiniteLossError):
+        run_recipe(recipe, tmp_path / "bad", progress=False)
+    out = tmp_path / "bad"
+    assert not (out / "metrics.json").exists()
+    assert not (out / "student").exists()
+    assert "NonFiniteLossError" in (out / "error.txt").read_text()
+    assert (out / "checkpoints" / "student" / "last.safetensors").is_file()
+
+
+def test_scarce_labels_train_the_baseline_on_labeled_samples_only(tmp_path):
+    recipe = parse_recipe({**RECIPE, "data": {"dataset": "digits", "labeled": 100}})
+    metrics = run_recipe(recipe, tmp_path / "scarce", progress=False)
+    baseline_epoch = metrics["history"]["baseline"][0]
+    student_epoch = metrics["history"]["student"][0]
+    # 100 labeled samples vs the whole transfer set: the baseline sees far fewer per epoch
+    assert baseline_epoch["samples_per_s"] * baseline_epoch["seconds"] == pytest.approx(100)
+    assert student_epoch["samples_per_s"] * student_epoch["seconds"] > 1000
