@@ -16,6 +16,7 @@ from distill.engine.loop import fit
 from distill.evaluate.size import count_parameters
 from distill.losses.base import DistillationLoss
 from distill.losses.soft_targets import HardLabelLoss, KDLoss
+from distill.teachers.precomputed import PrecomputedTeacher
 
 # What worked on Fashion-MNIST (see BENCHMARKS.md): moderate temperature, half hard labels.
 DEFAULT_TEMPERATURE = 2.0
@@ -31,9 +32,11 @@ class DistillResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _config(augment: str | Callable | None, **settings: Any) -> TrainConfig:
-    if isinstance(augment, str):
-        augment = make_augmentation(augment)
+def _augmentation(augment: str | Callable | None) -> Callable | None:
+    return make_augmentation(augment) if isinstance(augment, str) else augment
+
+
+def _config(augment: Callable | None, **settings: Any) -> TrainConfig:
     return TrainConfig(augment=augment, **settings)
 
 
@@ -73,6 +76,7 @@ def distill(
     checkpoint_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
+    precompute_teacher: bool = False,
 ) -> DistillResult:
     """Train ``student`` to imitate ``teacher`` on ``train``; return the student and its metrics.
 
@@ -83,9 +87,20 @@ def distill(
     applied once per batch, so the teacher labels exactly the view the student sees.
     ``loss`` defaults to ``KDLoss(temperature=2.0, alpha=0.5)``. The same ``seed`` gives the
     same numbers; seed before building the student to make its initialisation reproducible too.
+    ``precompute_teacher=True`` runs the teacher once over ``train`` and reuses its outputs every
+    epoch: much cheaper, and exact when there is no augmentation (it refuses ``augment``).
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
+    augment = _augmentation(augment)
+    if precompute_teacher:
+        if augment is not None:
+            raise ValueError(
+                "precompute_teacher=True reuses one teacher output per sample, which cannot "
+                "follow augmented views; drop augment= or keep the teacher online"
+            )
+        if isinstance(teacher, nn.Module):
+            teacher = PrecomputedTeacher.from_module(teacher, train, device=device)
     loss = loss if loss is not None else KDLoss(DEFAULT_TEMPERATURE, DEFAULT_ALPHA)
     config = _config(
         augment,
@@ -125,7 +140,7 @@ def train_model(
 ) -> DistillResult:
     """Train on hard labels alone, through the same loop: for teachers and baselines."""
     config = _config(
-        augment,
+        _augmentation(augment),
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
         weight_decay=weight_decay, schedule=schedule, warmup_ratio=warmup_ratio,
         grad_clip=grad_clip, seed=seed, device=device, num_threads=num_threads, progress=progress,

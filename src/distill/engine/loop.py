@@ -110,6 +110,10 @@ def fit(
         state = FitState(model=model, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
         hooks = [ProgressBar(description, config.progress), *callbacks]
         last_good = _LastGood(model, checkpoint_dir)
+        eval_signal = None
+        if signal is not None:
+            evaluation = getattr(signal, "for_evaluation", None)
+            eval_signal = evaluation() if evaluation is not None else signal
         teacher_eval_logits = None
         started = time.perf_counter()
         for hook in hooks:
@@ -180,9 +184,9 @@ def fit(
             }
             if eval_data is not None:
                 student_pred = predict(model, eval_data, config.eval_batch_size, device)
-                if signal is not None and teacher_eval_logits is None:
+                if eval_signal is not None and teacher_eval_logits is None:
                     teacher_eval_logits = predict(
-                        signal, eval_data, config.eval_batch_size, device
+                        eval_signal, eval_data, config.eval_batch_size, device
                     ).logits
                 scores = classification_metrics(
                     student_pred.logits, student_pred.labels, teacher_eval_logits

@@ -44,6 +44,7 @@ def _train_kwargs(spec: TrainSpec) -> dict[str, Any]:
         epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
         weight_decay=spec.weight_decay, schedule=spec.schedule, warmup_ratio=spec.warmup_ratio,
         grad_clip=spec.grad_clip, seed=spec.seed, device=spec.device, num_threads=spec.threads,
+        augment=spec.augment,
     )
 
 
@@ -64,8 +65,8 @@ def build_model(spec, info, seed: int) -> nn.Module:
 
 
 def teacher_fingerprint(recipe: Recipe) -> str:
-    teacher = recipe.teacher.model_dump(mode="json", exclude={"cache"})
-    data = recipe.data.model_dump(mode="json", include={"dataset", "augment"})
+    teacher = recipe.teacher.model_dump(mode="json", exclude={"cache", "outputs"})
+    data = recipe.data.model_dump(mode="json", include={"dataset"})
     blob = json.dumps({"v": 1, "teacher": teacher, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -80,7 +81,7 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
         return load(folder), folder, []
     model = build_model(spec, train.info, spec.train.seed)
     result = train_model(
-        model, train, eval=test, augment=recipe.data.augment, progress=progress,
+        model, train, eval=test, progress=progress,
         description="teacher", **_train_kwargs(spec.train),
     )
     if not spec.cache:
@@ -142,8 +143,9 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     student = build_model(recipe.student, train.info, recipe.train.seed)
     loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
     distilled = distill(
-        teacher, student, student_train, eval=test, loss=loss, augment=data.augment,
+        teacher, student, student_train, eval=test, loss=loss,
         checkpoint_dir=out / "checkpoints" / "student", progress=progress,
+        precompute_teacher=recipe.teacher.outputs == "precomputed",
         **_train_kwargs(recipe.train),
     )
     histories = {"teacher": teacher_history, "student": distilled.history}
@@ -152,7 +154,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
         baseline = build_model(recipe.student, train.info, recipe.train.seed)
         spec = recipe.baseline.train or recipe.train
         fitted = train_model(
-            baseline, student_train.labeled(), eval=test, augment=data.augment,
+            baseline, student_train.labeled(), eval=test,
             progress=progress, description="baseline", **_train_kwargs(spec),
         )
         histories["baseline"] = fitted.history

@@ -38,6 +38,8 @@ class TrainSpec(Section):
     seed: int = 0
     device: str = "cpu"
     threads: PositiveInt | None = None
+    augment: Literal["none", "flip-shift"] = "none"
+    """Applied per batch; a distilled student's teacher labels the very same views."""
 
 
 class MLPSpec(Section):
@@ -62,7 +64,13 @@ class SavedSpec(Section):
     path: Path
 
 
-class TrainedTeacher(Section):
+class TeacherOutputs(Section):
+    outputs: Literal["online", "precomputed"] = "online"
+    """``precomputed``: run the teacher once over the training set and reuse its outputs
+    (cheap, exact without augmentation); ``online``: run it on every (augmented) batch."""
+
+
+class TrainedTeacher(TeacherOutputs):
     """A teacher trained by the recipe itself, and reused from the cache when unchanged."""
 
     cache: bool = True
@@ -77,6 +85,10 @@ class TeacherCNN(CNNSpec, TrainedTeacher):
     pass
 
 
+class TeacherSaved(SavedSpec, TeacherOutputs):
+    pass
+
+
 def _arch_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         if "arch" in value:
@@ -88,7 +100,7 @@ def _arch_tag(value: Any) -> str | None:
 TeacherSpec = Annotated[
     Annotated[TeacherMLP, Tag("mlp")]
     | Annotated[TeacherCNN, Tag("cnn")]
-    | Annotated[SavedSpec, Tag("saved")],
+    | Annotated[TeacherSaved, Tag("saved")],
     Discriminator(_arch_tag),
 ]
 StudentSpec = Annotated[
@@ -102,7 +114,6 @@ StudentSpec = Annotated[
 class DataSpec(Section):
     dataset: Literal["fashion-mnist", "digits"]
     root: Path | None = None
-    augment: Literal["none", "flip-shift"] = "none"
     labeled: PositiveInt | None = None
     """Keep only this many labels (balanced); the rest of the training set becomes unlabeled."""
 
