@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import distill
-from distill.recipes import parse_recipe
+from distill.recipes import RecipeError, parse_recipe
 from distill.recipes.runner import RunFolderError, run_recipe, teacher_fingerprint
 
 RECIPE = {
@@ -94,6 +94,20 @@ def test_teacher_is_cached_and_reused(finished_run, shared_cache, tmp_path, monk
     assert again["teacher"]["accuracy"] == finished_run[1]["teacher"]["accuracy"]
     changed = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "hidden": 16}})
     assert teacher_fingerprint(changed) != teacher_fingerprint(recipe)
+    train = {**RECIPE["teacher"]["train"], "threads": 2}
+    same = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "train": train,
+                                               "outputs": "precomputed"}})
+    assert teacher_fingerprint(same) == teacher_fingerprint(recipe)
+
+
+def test_precomputed_teacher_outputs_from_a_recipe(tmp_path):
+    recipe = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "outputs": "precomputed"}})
+    metrics = run_recipe(recipe, tmp_path / "pre", progress=False)
+    assert 0 < metrics["student"]["agreement"] <= 1
+    augmented = {**RECIPE["train"], "augment": "flip-shift"}
+    with pytest.raises(RecipeError, match=r"outputs = 'precomputed' cannot follow \[train\]"):
+        parse_recipe({**RECIPE, "train": augmented,
+                      "teacher": {**RECIPE["teacher"], "outputs": "precomputed"}})
 
 
 def test_diverging_run_leaves_error_and_checkpoint_but_no_metrics(tmp_path):

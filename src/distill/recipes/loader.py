@@ -117,6 +117,8 @@ def _describe(error: dict[str, Any], data: dict[str, Any]) -> str:
         given = error.get("input")
         found = given.get("arch") if isinstance(given, dict) else None
         return f"{section}: arch {found!r} is not supported (allowed: 'mlp', 'cnn', 'saved')"
+    if kind == "value_error" and not error["loc"]:
+        return error["msg"].removeprefix("Value error, ")
     got = error.get("input")
     label = f"{where} {field}" if field else where
     return f"{label}: {error['msg']} (got {got!r})"

@@ -65,7 +65,10 @@ def build_model(spec, info, seed: int) -> nn.Module:
 
 
 def teacher_fingerprint(recipe: Recipe) -> str:
-    teacher = recipe.teacher.model_dump(mode="json", exclude={"cache", "outputs"})
+    # what changes the trained weights; not how many threads computed them
+    teacher = recipe.teacher.model_dump(
+        mode="json", exclude={"cache": True, "outputs": True, "train": {"threads"}}
+    )
     data = recipe.data.model_dump(mode="json", include={"dataset"})
     blob = json.dumps({"v": 1, "teacher": teacher, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -15,6 +15,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     Tag,
+    model_validator,
 )
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -146,3 +147,13 @@ class Recipe(Section):
     train: TrainSpec = TrainSpec()
     baseline: BaselineSpec = BaselineSpec(enabled=False)
     evaluate: EvaluateSpec = EvaluateSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        if self.teacher.outputs == "precomputed" and self.train.augment != "none":
+            raise ValueError(
+                "[teacher] outputs = 'precomputed' cannot follow [train] augment = "
+                f"'{self.train.augment}': precomputed outputs are one per image, augmented views "
+                "differ every epoch; use outputs = 'online' or augment = 'none'"
+            )
+        return self

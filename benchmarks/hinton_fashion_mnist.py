@@ -1,0 +1,275 @@
+"""The shape of Hinton, Vinyals & Dean (2015)'s MNIST table, on Fashion-MNIST.
+
+Rows: the teacher; a small student trained on hard labels; the same student distilled from the
+teacher; each student row over several seeds (mean ± std), plus the share of the
+teacher–baseline gap that distillation closes. A second table repeats it where labels are
+scarce: a few labeled images plus the rest of the training set as an unlabeled transfer set
+that the teacher labels. Ablation rows show which ingredients mattered.
+
+    python benchmarks/hinton_fashion_mnist.py                 # everything (hours on 2 cores)
+    python benchmarks/hinton_fashion_mnist.py --only full --seeds 3 --jobs 2
+    python benchmarks/hinton_fashion_mnist.py --quick          # minutes: a smoke run
+
+Every job runs with one torch thread; ``--jobs`` of them run side by side. The teacher is
+trained once and cached (``$DISTILL_CACHE/teachers/bench-…``); reruns reuse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+import distill
+from distill import atomic
+from distill.data import load_fashion_mnist
+from distill.evaluate import classification_metrics, count_parameters, predict
+from distill.paths import cache_dir
+
+HERE = Path(__file__).resolve().parent
+
+TEACHER = dict(channels=[32, 64], convs_per_stage=2, head="flatten", hidden=256, dropout=0.3)
+TEACHER_TRAIN = dict(epochs=20, lr=2e-3, augment="flip-shift", batch_size=128)
+STUDENT = dict(channels=[24, 48], convs_per_stage=1, head="flatten", hidden=32)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a table: how the student is trained."""
+
+    table: str
+    name: str
+    teacher: bool  # distilled (True) or hard labels only (False)
+    augment: str = "none"
+    temperature: float = 2.0
+    alpha: float = 0.5
+    labeled: int | None = None  # None: every training label is used
+    epochs: int = 30
+    note: str = ""
+
+
+VARIANTS = [
+    # Hinton's setting: the teacher was trained with augmentation and dropout; the student
+    # learns from the plain training images, with hard labels or with the teacher's targets.
+    Variant("full", "student, hard labels", teacher=False),
+    Variant("full", "student, distilled (T=4, α=0.9)", teacher=True, temperature=4.0, alpha=0.9),
+    Variant("full", "student, distilled (T=2, α=0.5)", teacher=True),
+    # the same with flip-and-shift augmentation: the teacher labels each augmented view
+    Variant("full", "student + aug, hard labels", teacher=False, augment="flip-shift"),
+    Variant("full", "student + aug, distilled (T=2, α=0.5)", teacher=True, augment="flip-shift"),
+    # scarce labels: 1,000 labels (100 per class); the other 59,000 images are unlabeled
+    Variant("scarce", "student, 1,000 labels, hard labels", teacher=False, labeled=1000,
+            note="same number of optimizer steps as the distilled rows"),
+    Variant("scarce", "student, 1,000 labels + 59k unlabeled, distilled (T=2, α=0.5)",
+            teacher=True, labeled=1000),
+]
+
+
+@dataclass
+class JobResult:
+    variant: Variant
+    seed: int
+    accuracy: float
+    agreement: float
+    kl_to_teacher: float
+    ece: float
+    best_epoch_accuracy: float
+    seconds: float
+    curve: list[float] = field(default_factory=list)
+
+
+def teacher_folder(train_settings: dict, limit: int | None) -> Path:
+    blob = json.dumps({"teacher": TEACHER, "train": train_settings, "limit": limit}, sort_keys=True)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return cache_dir() / "teachers" / f"bench-hinton-{digest}"
+
+
+def get_teacher(train_settings: dict, threads: int, limit: int | None) -> tuple[Path, float]:
+    folder = teacher_folder(train_settings, limit)
+    if not (folder / "config.json").is_file():
+        train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+        if limit:
+            train = train.subset(torch.arange(limit))
+        torch.manual_seed(0)
+        model = distill.build_cnn((1, 28, 28), 10, **TEACHER)
+        started = time.perf_counter()
+        result = distill.train_model(model, train, eval=test, num_threads=threads,
+                                     description="teacher", **train_settings)
+        print(f"teacher: {result.metrics['accuracy']:.4f} in {time.perf_counter() - started:.0f}s",
+              flush=True)
+        distill.save(model, folder, metadata={"accuracy": result.metrics["accuracy"]})
+    return folder, json.loads((folder / "config.json").read_text())["metadata"]["accuracy"]
+
+
+def run_job(variant: Variant, seed: int, teacher_path: str, limit: int | None) -> JobResult:
+    torch.set_num_threads(1)
+    train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+    if limit:
+        train = train.subset(torch.arange(limit))
+    teacher = distill.load(teacher_path)
+    torch.manual_seed(seed)
+    student = distill.build_cnn((1, 28, 28), 10, **STUDENT)
+    settings = dict(epochs=variant.epochs, batch_size=128, lr=3e-3, seed=seed,
+                    augment=variant.augment, progress=False)
+    started = time.perf_counter()
+    if variant.teacher:
+        data = train.with_scarce_labels(variant.labeled) if variant.labeled else train
+        result = distill.distill(
+            teacher, student, data, eval=test,
+            loss=distill.KDLoss(variant.temperature, variant.alpha),
+            precompute_teacher=variant.augment == "none", **settings,
+        )
+    else:
+        data = train
+        if variant.labeled:
+            data = train.with_scarce_labels(variant.labeled).labeled()
+            # as many optimizer steps as a distilled run over the whole transfer set
+            settings["epochs"] = variant.epochs * -(-len(train) // 128) // -(-len(data) // 128)
+        result = distill.train_model(student, data, eval=test, **settings)
+    seconds = time.perf_counter() - started
+    student_pred = predict(student, test)
+    teacher_pred = predict(teacher, test)
+    m = classification_metrics(student_pred.logits, student_pred.labels, teacher_pred.logits)
+    curve = [h["eval_accuracy"] for h in result.history]
+    return JobResult(variant, seed, m["accuracy"], m["agreement"], m["kl_to_teacher"], m["ece"],
+                     max(curve), seconds, curve)
+
+
+def summarise(results: list[JobResult], teacher_acc: float) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    for r in results:
+        row = rows.setdefault(r.variant.name, {"variant": asdict(r.variant), "seeds": []})
+        row["seeds"].append({k: v for k, v in asdict(r).items() if k != "variant"})
+    for row in rows.values():
+        accs = [s["accuracy"] for s in row["seeds"]]
+        row["accuracy_mean"] = statistics.mean(accs)
+        row["accuracy_std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        row["agreement_mean"] = statistics.mean(s["agreement"] for s in row["seeds"])
+        row["best_epoch_mean"] = statistics.mean(s["best_epoch_accuracy"] for s in row["seeds"])
+        row["retention"] = row["accuracy_mean"] / teacher_acc
+    return rows
+
+
+def gap_closed(student: dict, baseline: dict, teacher_acc: float) -> float:
+    return (student["accuracy_mean"] - baseline["accuracy_mean"]) / (
+        teacher_acc - baseline["accuracy_mean"]
+    )
+
+
+def markdown(rows: dict[str, dict], teacher_acc: float, teacher_params: int,
+             student_params: int, latency: dict) -> str:
+    out = []
+    for table in ("full", "scarce"):
+        members = [r for r in rows.values() if r["variant"]["table"] == table]
+        if not members:
+            continue
+        title = "all 60,000 labels" if table == "full" else "1,000 labels + unlabeled transfer set"
+        out += [f"### Fashion-MNIST, {title}", "",
+                "| model | params | test accuracy (mean ± std) | seeds | agreement with teacher "
+                "| retention | gap closed vs. its hard-label row | best epoch (mean) |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+                f"| teacher (CNN) | {teacher_params:,} | {100 * teacher_acc:.2f}% | 1 "
+                "| – | – | – | – |"]
+        baselines = {(r["variant"]["augment"], r["variant"]["labeled"]): r
+                     for r in members if not r["variant"]["teacher"]}
+        for r in members:
+            v = r["variant"]
+            closed = "–"
+            base = baselines.get((v["augment"], v["labeled"]))
+            if v["teacher"] and base is not None:
+                closed = f"{100 * gap_closed(r, base, teacher_acc):.0f}%"
+                delta = r["accuracy_mean"] - base["accuracy_mean"]
+                spread = max(r["accuracy_std"], base["accuracy_std"])
+                sigmas = f", {delta / spread:+.1f}σ" if spread > 0 else ""
+                closed += f" ({100 * delta:+.2f} pts{sigmas})"
+            out.append(
+                f"| {v['name']} | {student_params:,} | {100 * r['accuracy_mean']:.2f} ± "
+                f"{100 * r['accuracy_std']:.2f}% | {len(r['seeds'])} | "
+                f"{100 * r['agreement_mean']:.2f}% | {100 * r['retention']:.1f}% | {closed} | "
+                f"{100 * r['best_epoch_mean']:.2f}% |"
+            )
+        out.append("")
+    out.append(
+        f"Latency (batch 1, p50, 1 thread): teacher {latency['teacher']:.3f} ms, student "
+        f"{latency['student']:.3f} ms ({latency['teacher'] / latency['student']:.1f}× faster); "
+        f"{teacher_params / student_params:.1f}× fewer parameters."
+    )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs, one thread each")
+    parser.add_argument("--only", choices=["full", "scarce"], help="run one table")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2 epochs, 5,000 training images, 1 seed")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "hinton_fashion_mnist.json")
+    args = parser.parse_args(argv)
+
+    variants = [v for v in VARIANTS if args.only in (None, v.table)]
+    teacher_train = dict(TEACHER_TRAIN)
+    limit, seeds = None, args.seeds
+    if args.quick:
+        variants = [Variant(**{**asdict(v), "epochs": 2}) for v in variants]
+        teacher_train["epochs"] = 2
+        limit, seeds = 5000, 1
+        args.out = args.out.with_name(args.out.stem + "_quick.json")
+
+    started = time.perf_counter()
+    teacher_path, teacher_acc = get_teacher(teacher_train, threads=args.jobs, limit=limit)
+    jobs = [(v, s) for v in variants for s in range(seeds)]
+    print(f"{len(jobs)} jobs on {args.jobs} processes", flush=True)
+    results: list[JobResult] = []
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_job, v, s, str(teacher_path), limit) for v, s in jobs]
+        for future in futures:
+            r = future.result()
+            results.append(r)
+            print(f"{r.variant.name} seed {r.seed}: {100 * r.accuracy:.2f}% "
+                  f"({r.seconds:.0f}s)", flush=True)
+
+    teacher = distill.load(teacher_path)
+    student = distill.build_cnn((1, 28, 28), 10, **STUDENT)
+    latency_data = load_fashion_mnist("test").subset(torch.arange(64))
+    lat = distill.measure_latency({"teacher": teacher, "student": student}, latency_data,
+                                  batch_sizes=(1,), threads=1, repeats=200)
+    latency = {name: v[1]["p50"] for name, v in lat.items()}
+    rows = summarise(results, teacher_acc)
+    params = (count_parameters(teacher), count_parameters(student))
+    table = markdown(rows, teacher_acc, *params, latency)
+    record = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                    "threads_per_job": 1, "jobs": args.jobs, "torch": torch.__version__},
+        "wall_seconds": time.perf_counter() - started,
+        "teacher": {"spec": TEACHER, "train": teacher_train, "accuracy": teacher_acc,
+                    "params": params[0]},
+        "student": {"spec": STUDENT, "params": params[1]},
+        "latency_ms_p50_b1": latency,
+        "rows": rows,
+        "markdown": table,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(args.out, record)
+    print(table)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
