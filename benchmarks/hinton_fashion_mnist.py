@@ -42,7 +42,15 @@ HERE = Path(__file__).resolve().parent
 
 TEACHER = dict(channels=[32, 64], convs_per_stage=2, head="flatten", hidden=256, dropout=0.3)
 TEACHER_TRAIN = dict(epochs=20, lr=2e-3, augment="flip-shift", batch_size=128)
-STUDENT = dict(channels=[24, 48], convs_per_stage=1, head="flatten", hidden=32)
+# two students, both >= 10x smaller than the teacher: one with a wide fully connected layer
+# (capacity to overfit hard labels, and to use soft targets), one all-convolutional and tiny
+STUDENTS = {
+    "cnn-86k": dict(channels=[24, 48], convs_per_stage=1, head="flatten", hidden=32),
+    "cnn-24k": dict(channels=[16, 32, 64], convs_per_stage=1, head="gap", hidden=0),
+}
+# a teacher assistant (Mirzadeh et al. 2020) halfway between teacher and student
+ASSISTANT = dict(channels=[32, 64], convs_per_stage=1, head="flatten", hidden=128)
+ASSISTANT_KD = dict(epochs=30, temperature=2.0, alpha=0.5)
 
 
 @dataclass(frozen=True)
@@ -57,21 +65,28 @@ class Variant:
     alpha: float = 0.5
     labeled: int | None = None  # None: every training label is used
     epochs: int = 30
-    note: str = ""
+    student: str = "cnn-86k"
+    via_assistant: bool = False
 
 
+HINTON = dict(temperature=4.0, alpha=0.9)  # the classic setting, as an ablation
 VARIANTS = [
     # Hinton's setting: the teacher was trained with augmentation and dropout; the student
     # learns from the plain training images, with hard labels or with the teacher's targets.
     Variant("full", "student, hard labels", teacher=False),
-    Variant("full", "student, distilled (T=4, α=0.9)", teacher=True, temperature=4.0, alpha=0.9),
     Variant("full", "student, distilled (T=2, α=0.5)", teacher=True),
+    Variant("full", "student, distilled (T=4, α=0.9)", teacher=True, **HINTON),
+    Variant("full", "student, distilled via assistant (T=2, α=0.5)", teacher=True,
+            via_assistant=True),
     # the same with flip-and-shift augmentation: the teacher labels each augmented view
     Variant("full", "student + aug, hard labels", teacher=False, augment="flip-shift"),
     Variant("full", "student + aug, distilled (T=2, α=0.5)", teacher=True, augment="flip-shift"),
-    # scarce labels: 1,000 labels (100 per class); the other 59,000 images are unlabeled
-    Variant("scarce", "student, 1,000 labels, hard labels", teacher=False, labeled=1000,
-            note="same number of optimizer steps as the distilled rows"),
+    # a student without the capacity to overfit: is there anything left to regularise?
+    Variant("full", "tiny student, hard labels", teacher=False, student="cnn-24k"),
+    Variant("full", "tiny student, distilled (T=2, α=0.5)", teacher=True, student="cnn-24k"),
+    # scarce labels: 1,000 labels (100 per class); the other 59,000 images are unlabeled.
+    # The hard-label row gets as many optimizer steps as the distilled row.
+    Variant("scarce", "student, 1,000 labels, hard labels", teacher=False, labeled=1000),
     Variant("scarce", "student, 1,000 labels + 59k unlabeled, distilled (T=2, α=0.5)",
             teacher=True, labeled=1000),
 ]
@@ -113,21 +128,48 @@ def get_teacher(train_settings: dict, threads: int, limit: int | None) -> tuple[
     return folder, json.loads((folder / "config.json").read_text())["metadata"]["accuracy"]
 
 
-def run_job(variant: Variant, seed: int, teacher_path: str, limit: int | None) -> JobResult:
+def get_assistant(teacher_path: Path, limit: int | None, epochs: int, threads: int) -> Path:
+    """The teacher assistant: distilled once from the teacher, then a teacher itself."""
+    settings = {**ASSISTANT_KD, "epochs": epochs}
+    blob = json.dumps({"teacher": str(teacher_path), "assistant": ASSISTANT, "kd": settings},
+                      sort_keys=True)
+    folder = teacher_path.with_name(
+        f"bench-assistant-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    )
+    if not (folder / "config.json").is_file():
+        train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
+        if limit:
+            train = train.subset(torch.arange(limit))
+        torch.manual_seed(0)
+        assistant = distill.build_cnn((1, 28, 28), 10, **ASSISTANT)
+        result = distill.distill(
+            distill.load(teacher_path), assistant, train, eval=test,
+            loss=distill.KDLoss(settings["temperature"], settings["alpha"]),
+            epochs=settings["epochs"], lr=3e-3, num_threads=threads, precompute_teacher=True,
+        )
+        print(f"assistant: {result.metrics['accuracy']:.4f}", flush=True)
+        distill.save(assistant, folder, metadata={"accuracy": result.metrics["accuracy"]})
+    return folder
+
+
+def run_job(
+    variant: Variant, seed: int, teacher_path: str, assistant_path: str | None, limit: int | None
+) -> JobResult:
     torch.set_num_threads(1)
     train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
     if limit:
         train = train.subset(torch.arange(limit))
     teacher = distill.load(teacher_path)
+    source = distill.load(assistant_path) if variant.via_assistant else teacher
     torch.manual_seed(seed)
-    student = distill.build_cnn((1, 28, 28), 10, **STUDENT)
+    student = distill.build_cnn((1, 28, 28), 10, **STUDENTS[variant.student])
     settings = dict(epochs=variant.epochs, batch_size=128, lr=3e-3, seed=seed,
                     augment=variant.augment, progress=False)
     started = time.perf_counter()
     if variant.teacher:
         data = train.with_scarce_labels(variant.labeled) if variant.labeled else train
         result = distill.distill(
-            teacher, student, data, eval=test,
+            source, student, data, eval=test,
             loss=distill.KDLoss(variant.temperature, variant.alpha),
             precompute_teacher=variant.augment == "none", **settings,
         )
@@ -168,8 +210,8 @@ def gap_closed(student: dict, baseline: dict, teacher_acc: float) -> float:
     )
 
 
-def markdown(rows: dict[str, dict], teacher_acc: float, teacher_params: int,
-             student_params: int, latency: dict) -> str:
+def markdown(rows: dict[str, dict], teacher_acc: float, params: dict[str, int],
+             latency: dict[str, float]) -> str:
     out = []
     for table in ("full", "scarce"):
         members = [r for r in rows.values() if r["variant"]["table"] == table]
@@ -180,14 +222,16 @@ def markdown(rows: dict[str, dict], teacher_acc: float, teacher_params: int,
                 "| model | params | test accuracy (mean ± std) | seeds | agreement with teacher "
                 "| retention | gap closed vs. its hard-label row | best epoch (mean) |",
                 "|---|---:|---:|---:|---:|---:|---:|---:|",
-                f"| teacher (CNN) | {teacher_params:,} | {100 * teacher_acc:.2f}% | 1 "
+                f"| teacher (CNN) | {params['teacher']:,} | {100 * teacher_acc:.2f}% | 1 "
                 "| – | – | – | – |"]
-        baselines = {(r["variant"]["augment"], r["variant"]["labeled"]): r
-                     for r in members if not r["variant"]["teacher"]}
+        baselines = {
+            (r["variant"]["augment"], r["variant"]["labeled"], r["variant"]["student"]): r
+            for r in members if not r["variant"]["teacher"]
+        }
         for r in members:
             v = r["variant"]
             closed = "–"
-            base = baselines.get((v["augment"], v["labeled"]))
+            base = baselines.get((v["augment"], v["labeled"], v["student"]))
             if v["teacher"] and base is not None:
                 closed = f"{100 * gap_closed(r, base, teacher_acc):.0f}%"
                 delta = r["accuracy_mean"] - base["accuracy_mean"]
@@ -195,17 +239,20 @@ def markdown(rows: dict[str, dict], teacher_acc: float, teacher_params: int,
                 sigmas = f", {delta / spread:+.1f}σ" if spread > 0 else ""
                 closed += f" ({100 * delta:+.2f} pts{sigmas})"
             out.append(
-                f"| {v['name']} | {student_params:,} | {100 * r['accuracy_mean']:.2f} ± "
+                f"| {v['name']} | {params[v['student']]:,} | {100 * r['accuracy_mean']:.2f} ± "
                 f"{100 * r['accuracy_std']:.2f}% | {len(r['seeds'])} | "
                 f"{100 * r['agreement_mean']:.2f}% | {100 * r['retention']:.1f}% | {closed} | "
                 f"{100 * r['best_epoch_mean']:.2f}% |"
             )
         out.append("")
-    out.append(
-        f"Latency (batch 1, p50, 1 thread): teacher {latency['teacher']:.3f} ms, student "
-        f"{latency['student']:.3f} ms ({latency['teacher'] / latency['student']:.1f}× faster); "
-        f"{teacher_params / student_params:.1f}× fewer parameters."
-    )
+    for name in latency:
+        if name == "teacher":
+            continue
+        out.append(
+            f"- {name}: {params['teacher'] / params[name]:.1f}× fewer parameters than the "
+            f"teacher; batch-1 CPU latency (p50, 1 thread) {latency[name]:.3f} ms against "
+            f"{latency['teacher']:.3f} ms ({latency['teacher'] / latency[name]:.1f}× faster)."
+        )
     return "\n".join(out)
 
 
@@ -221,35 +268,44 @@ def main(argv: list[str] | None = None) -> int:
 
     variants = [v for v in VARIANTS if args.only in (None, v.table)]
     teacher_train = dict(TEACHER_TRAIN)
-    limit, seeds = None, args.seeds
+    limit, seeds, assistant_epochs = None, args.seeds, ASSISTANT_KD["epochs"]
     if args.quick:
         variants = [Variant(**{**asdict(v), "epochs": 2}) for v in variants]
-        teacher_train["epochs"] = 2
+        teacher_train["epochs"] = assistant_epochs = 2
         limit, seeds = 5000, 1
         args.out = args.out.with_name(args.out.stem + "_quick.json")
 
     started = time.perf_counter()
     teacher_path, teacher_acc = get_teacher(teacher_train, threads=args.jobs, limit=limit)
+    assistant_path = None
+    if any(v.via_assistant for v in variants):
+        assistant_path = get_assistant(teacher_path, limit, assistant_epochs, threads=args.jobs)
     jobs = [(v, s) for v in variants for s in range(seeds)]
     print(f"{len(jobs)} jobs on {args.jobs} processes", flush=True)
     results: list[JobResult] = []
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_job, v, s, str(teacher_path), limit) for v, s in jobs]
+        futures = [
+            pool.submit(run_job, v, s, str(teacher_path),
+                        str(assistant_path) if assistant_path else None, limit)
+            for v, s in jobs
+        ]
         for future in futures:
             r = future.result()
             results.append(r)
             print(f"{r.variant.name} seed {r.seed}: {100 * r.accuracy:.2f}% "
                   f"({r.seconds:.0f}s)", flush=True)
 
-    teacher = distill.load(teacher_path)
-    student = distill.build_cnn((1, 28, 28), 10, **STUDENT)
+    models = {"teacher": distill.load(teacher_path)}
+    for name in sorted({v.student for v in variants}):
+        models[name] = distill.build_cnn((1, 28, 28), 10, **STUDENTS[name])
+    if assistant_path:
+        models["assistant"] = distill.load(assistant_path)
     latency_data = load_fashion_mnist("test").subset(torch.arange(64))
-    lat = distill.measure_latency({"teacher": teacher, "student": student}, latency_data,
-                                  batch_sizes=(1,), threads=1, repeats=200)
+    lat = distill.measure_latency(models, latency_data, batch_sizes=(1,), threads=1, repeats=200)
     latency = {name: v[1]["p50"] for name, v in lat.items()}
+    params = {name: count_parameters(m) for name, m in models.items()}
     rows = summarise(results, teacher_acc)
-    params = (count_parameters(teacher), count_parameters(student))
-    table = markdown(rows, teacher_acc, *params, latency)
+    table = markdown(rows, teacher_acc, params, latency)
     record = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -257,9 +313,10 @@ def main(argv: list[str] | None = None) -> int:
                     "processor": platform.processor() or platform.machine(),
                     "threads_per_job": 1, "jobs": args.jobs, "torch": torch.__version__},
         "wall_seconds": time.perf_counter() - started,
-        "teacher": {"spec": TEACHER, "train": teacher_train, "accuracy": teacher_acc,
-                    "params": params[0]},
-        "student": {"spec": STUDENT, "params": params[1]},
+        "teacher": {"spec": TEACHER, "train": teacher_train, "accuracy": teacher_acc},
+        "students": STUDENTS,
+        "assistant": {"spec": ASSISTANT, "kd": ASSISTANT_KD} if assistant_path else None,
+        "params": params,
         "latency_ms_p50_b1": latency,
         "rows": rows,
         "markdown": table,

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
     run.add_argument("--force", action="store_true", help="replace a run already in --out")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--quiet", action="store_true", help="print only the final summary")
     run.add_argument("--check", action="store_true", help="only validate the recipe, run nothing")
 
     ev = sub.add_parser(
@@ -66,10 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
     from distill.recipes.loader import load_recipe
     from distill.recipes.runner import run_recipe
     from distill.report.markdown import summary_table
 
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     recipe = load_recipe(args.recipe)
     if args.check:
         print(f"{args.recipe}: valid")
@@ -77,7 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / (recipe.name or args.recipe.stem)
     metrics = run_recipe(
         recipe, out, recipe_text=args.recipe.read_text(encoding="utf-8"), force=args.force,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress or args.quiet else None,
     )
     print(summary_table(metrics))
     parts = [f"retention {100 * metrics['retention']:.2f}%" if metrics.get("retention") else ""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -32,6 +33,7 @@ from distill.report.plots import accuracy_vs_latency, training_curves
 from distill.runtime import seed_everything
 from distill.students.builders import build
 
+log = logging.getLogger("distill")
 FINAL_ARTIFACTS = ("metrics.json", "report.md", "student", "plots", "error.txt")
 
 
@@ -81,7 +83,9 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
         return load(spec.path), spec.path, []
     folder = cache_dir() / "teachers" / teacher_fingerprint(recipe)
     if spec.cache and (folder / "config.json").is_file():
+        log.info("teacher: reusing %s", folder)
         return load(folder), folder, []
+    log.info("teacher: training %s (%d epochs)", spec.arch, spec.train.epochs)
     model = build_model(spec, train.info, spec.train.seed)
     result = train_model(
         model, train, eval=test, progress=progress,
@@ -90,6 +94,8 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
     if not spec.cache:
         return model.eval(), None, result.history
     save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
+    log.info("teacher: %.2f%% test accuracy, cached in %s", 100 * result.metrics["accuracy"],
+             folder)
     return model.eval(), folder, result.history
 
 
@@ -144,6 +150,8 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
 
     teacher, teacher_path, teacher_history = get_teacher(recipe, train, test, progress)
     student = build_model(recipe.student, train.info, recipe.train.seed)
+    log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
+             recipe.loss.temperature, recipe.loss.alpha)
     loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
     distilled = distill(
         teacher, student, student_train, eval=test, loss=loss,
@@ -156,6 +164,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     if recipe.baseline.enabled:
         baseline = build_model(recipe.student, train.info, recipe.train.seed)
         spec = recipe.baseline.train or recipe.train
+        log.info("baseline: the same student on hard labels (%d epochs)", spec.epochs)
         fitted = train_model(
             baseline, student_train.labeled(), eval=test,
             progress=progress, description="baseline", **_train_kwargs(spec),
@@ -163,6 +172,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
         histories["baseline"] = fitted.history
 
     ev = recipe.evaluate
+    log.info("evaluating side by side (latency with %d thread(s))", ev.threads)
     metrics: dict[str, Any] = compare(
         teacher, student, test, baseline=baseline, batch_sizes=ev.batch_sizes,
         threads=ev.threads, latency_repeats=ev.latency_repeats,
