@@ -310,3 +310,17 @@ def test_failure_while_writing_config_leaves_nothing(tmp_path, trained_cnn, monk
     with pytest.raises(OSError, match="no space"):
         distill.save(trained_cnn, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = distill.save(distill.build_mlp((4,), 2, hidden=(3,)), tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644

@@ -225,3 +225,23 @@ def test_learning_rate_follows_warmup_then_cosine(digits):
     assert abs(peak - 0.01) < 1e-9
     assert lrs.index(peak) < len(lrs) // 3
     assert lrs[-1] < 0.001
+
+
+def test_conv_models_train_channels_last_and_come_back_contiguous(digits, teacher):
+    train, _ = digits
+    torch.manual_seed(0)
+    student = distill.build_cnn((1, 8, 8), 10, channels=(4, 8))
+    second_conv = [m for m in student.modules() if isinstance(m, nn.Conv2d)][1]
+    layouts = []  # (N, 4, H, W) activations: unambiguous, unlike 1-channel images
+    second_conv.register_forward_pre_hook(
+        lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    distill.distill(teacher, student, train, epochs=1, progress=False)
+    assert layouts and all(layouts)  # trained in channels-last layout
+    for model in (student, teacher):
+        for p in model.parameters():
+            assert p.is_contiguous()  # handed back in the default layout
+    layouts.clear()
+    fit(student, train, loss=KDLoss(), teacher=teacher,
+        config=TrainConfig(channels_last=False, progress=False))
+    assert layouts and not any(layouts)

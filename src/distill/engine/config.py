@@ -32,6 +32,7 @@ class TrainConfig:
     num_threads: int | None = None
     augment: Callable | None = None
     eval_batch_size: int = 512
+    channels_last: bool | None = None  # None: on for models with 2-D convolutions
     progress: bool | None = None  # None: show a bar when attached to a terminal
 
     def __post_init__(self) -> None:
