@@ -100,7 +100,8 @@ def distill(
                 "follow augmented views; drop augment= or keep the teacher online"
             )
         if isinstance(teacher, nn.Module):
-            teacher = PrecomputedTeacher.from_module(teacher, train, device=device)
+            teacher = PrecomputedTeacher.from_module(teacher, train, device=device,
+                                                     progress=progress)
     loss = loss if loss is not None else KDLoss(DEFAULT_TEMPERATURE, DEFAULT_ALPHA)
     config = _config(
         augment,

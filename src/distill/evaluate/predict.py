@@ -18,9 +18,23 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: Any, data, batch_size: int = 512, device: str | torch.device = "cpu"):
-    """Logits for every sample, in dataset order, on the CPU."""
+def predict(
+    model: Any,
+    data,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    progress: bool | None = False,
+    description: str = "predict",
+) -> Predictions:
+    """Logits for every sample, in dataset order, on the CPU.
+
+    ``progress``: True shows a bar, None shows one when attached to a terminal.
+    """
+    from tqdm.auto import tqdm
+
     batches = Batches(data, batch_size, shuffle=False)
+    bar = tqdm(total=len(batches), desc=description, leave=False,
+               disable=False if progress else None if progress is None else True)
     is_module = isinstance(model, nn.Module)
     was_training = is_module and model.training
     if is_module:
@@ -34,7 +48,9 @@ def predict(model: Any, data, batch_size: int = 512, device: str | torch.device 
             logits.append(out.float().cpu())
             if batch.labels is not None:
                 labels.append(torch.as_tensor(batch.labels).cpu())
+            bar.update(1)
     finally:
+        bar.close()
         if was_training:
             model.train()
     if labels and len(labels) != len(logits):

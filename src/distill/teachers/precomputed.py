@@ -32,12 +32,18 @@ class PrecomputedTeacher:
 
     @classmethod
     def from_module(
-        cls, teacher: nn.Module, data, batch_size: int = 512, device: str | torch.device = "cpu"
+        cls,
+        teacher: nn.Module,
+        data,
+        batch_size: int = 512,
+        device: str | torch.device = "cpu",
+        progress: bool | None = False,
     ) -> PrecomputedTeacher:
         """Run ``teacher`` once over ``data`` (in dataset order)."""
         from distill.evaluate.predict import predict
 
-        return cls(predict(teacher, data, batch_size, device).logits, source=teacher)
+        outputs = predict(teacher, data, batch_size, device, progress, "teacher outputs")
+        return cls(outputs.logits, source=teacher)
 
     def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor:
         if indices is None:
