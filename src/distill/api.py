@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,14 @@ def _augmentation(augment: str | Callable | None) -> Callable | None:
     return make_augmentation(augment) if isinstance(augment, str) else augment
 
 
-def _config(augment: Callable | None, **settings: Any) -> TrainConfig:
-    return TrainConfig(augment=augment, **settings)
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _config(arguments: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig named by a public function's keyword arguments (its ``locals()``)."""
+    settings = {k: v for k, v in arguments.items() if k in _CONFIG_FIELDS}
+    settings["augment"] = _augmentation(settings.get("augment"))
+    return TrainConfig(**settings)
 
 
 def _result(model: nn.Module, fitted, config: TrainConfig) -> DistillResult:
@@ -92,9 +99,9 @@ def distill(
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
-    augment = _augmentation(augment)
+    config = _config(locals())
     if precompute_teacher:
-        if augment is not None:
+        if config.augment is not None:
             raise ValueError(
                 "precompute_teacher=True reuses one teacher output per sample, which cannot "
                 "follow augmented views; drop augment= or keep the teacher online"
@@ -103,12 +110,6 @@ def distill(
             teacher = PrecomputedTeacher.from_module(teacher, train, device=device,
                                                      progress=progress)
     loss = loss if loss is not None else KDLoss(DEFAULT_TEMPERATURE, DEFAULT_ALPHA)
-    config = _config(
-        augment,
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        weight_decay=weight_decay, schedule=schedule, warmup_ratio=warmup_ratio,
-        grad_clip=grad_clip, seed=seed, device=device, num_threads=num_threads, progress=progress,
-    )
     fitted = fit(
         student, train, loss=loss, teacher=teacher, eval_data=eval, config=config,
         callbacks=callbacks, checkpoint_dir=checkpoint_dir, description="distill",
@@ -140,12 +141,7 @@ def train_model(
     description: str = "train",
 ) -> DistillResult:
     """Train on hard labels alone, through the same loop: for teachers and baselines."""
-    config = _config(
-        _augmentation(augment),
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        weight_decay=weight_decay, schedule=schedule, warmup_ratio=warmup_ratio,
-        grad_clip=grad_clip, seed=seed, device=device, num_threads=num_threads, progress=progress,
-    )
+    config = _config(locals())
     fitted = fit(
         model, train, loss=loss or HardLabelLoss(), teacher=None, eval_data=eval, config=config,
         callbacks=callbacks, checkpoint_dir=checkpoint_dir, description=description,
