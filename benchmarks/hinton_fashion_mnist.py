@@ -11,7 +11,9 @@ that the teacher labels. Ablation rows show which ingredients mattered.
     python benchmarks/hinton_fashion_mnist.py --quick          # minutes: a smoke run
 
 Every job runs with one torch thread; ``--jobs`` of them run side by side. The teacher is
-trained once and cached (``$DISTILL_CACHE/teachers/bench-…``); reruns reuse it.
+trained once and cached (``$DISTILL_CACHE/teachers/bench-…``); reruns reuse it. Each finished
+job is appended to ``<out>.jobs.jsonl``: an interrupted run, started again with the same
+arguments, skips the jobs it already has (``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import platform
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -189,6 +191,27 @@ def run_job(
                      max(curve), seconds, curve)
 
 
+def job_key(variant: Variant, seed: int, teacher_path: Path, limit: int | None) -> str:
+    """What makes a finished job reusable: its settings, seed, teacher and data."""
+    return json.dumps({"variant": asdict(variant), "seed": seed, "teacher": teacher_path.name,
+                       "limit": limit}, sort_keys=True)
+
+
+def finished_jobs(log: Path) -> dict[str, JobResult]:
+    """Jobs recorded by an earlier, possibly interrupted, run; a torn last line is skipped."""
+    done: dict[str, JobResult] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                result = entry["result"]
+                result["variant"] = Variant(**result["variant"])
+                done[entry["key"]] = JobResult(**result)
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
 def summarise(results: list[JobResult], teacher_acc: float) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     for r in results:
@@ -232,7 +255,7 @@ def markdown(rows: dict[str, dict], teacher_acc: float, params: dict[str, int],
             v = r["variant"]
             closed = "–"
             base = baselines.get((v["augment"], v["labeled"], v["student"]))
-            if v["teacher"] and base is not None:
+            if v["teacher"] and base is not None and teacher_acc > base["accuracy_mean"]:
                 closed = f"{100 * gap_closed(r, base, teacher_acc):.0f}%"
                 delta = r["accuracy_mean"] - base["accuracy_mean"]
                 spread = max(r["accuracy_std"], base["accuracy_std"])
@@ -264,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 epochs, 5,000 training images, 1 seed")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "hinton_fashion_mnist.json")
+    parser.add_argument("--fresh", action="store_true", help="ignore jobs finished earlier")
     args = parser.parse_args(argv)
 
     variants = [v for v in VARIANTS if args.only in (None, v.table)]
@@ -281,19 +305,32 @@ def main(argv: list[str] | None = None) -> int:
     if any(v.via_assistant for v in variants):
         assistant_path = get_assistant(teacher_path, limit, assistant_epochs, threads=args.jobs)
     jobs = [(v, s) for v in variants for s in range(seeds)]
-    print(f"{len(jobs)} jobs on {args.jobs} processes", flush=True)
-    results: list[JobResult] = []
+    # cheap rows first, so that an interrupted run has the headline rows
+    jobs.sort(key=lambda job: job[0].augment != "none")
+    log = args.out.with_suffix(".jobs.jsonl")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if args.fresh:
+        log.unlink(missing_ok=True)
+    done = finished_jobs(log)
+    keys = {job: job_key(job[0], job[1], teacher_path, limit) for job in jobs}
+    results: list[JobResult] = [done[keys[job]] for job in jobs if keys[job] in done]
+    todo = [job for job in jobs if keys[job] not in done]
+    print(f"{len(jobs)} jobs ({len(results)} done earlier) on {args.jobs} processes", flush=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [
+        futures = {
             pool.submit(run_job, v, s, str(teacher_path),
-                        str(assistant_path) if assistant_path else None, limit)
-            for v, s in jobs
-        ]
-        for future in futures:
+                        str(assistant_path) if assistant_path else None, limit): (v, s)
+            for v, s in todo
+        }
+        for future in as_completed(futures):
             r = future.result()
             results.append(r)
+            with log.open("a") as f:
+                f.write(json.dumps({"key": keys[futures[future]], "result": asdict(r)}) + "\n")
             print(f"{r.variant.name} seed {r.seed}: {100 * r.accuracy:.2f}% "
                   f"({r.seconds:.0f}s)", flush=True)
+    order = {job: i for i, job in enumerate((v, s) for v in variants for s in range(seeds))}
+    results.sort(key=lambda r: order[(r.variant, r.seed)])
 
     models = {"teacher": distill.load(teacher_path)}
     for name in sorted({v.student for v in variants}):
