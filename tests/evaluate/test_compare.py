@@ -101,6 +101,14 @@ def test_ratios(result):
     assert 0 < result["gap_closed"] < 1
 
 
+def test_no_gap_closed_when_the_baseline_beats_the_teacher(models, test_data):
+    teacher, student, baseline = models
+    # roles swapped: the weakest model as teacher, the strongest as hard-label baseline
+    out = compare(baseline, student, test_data, baseline=teacher, **FAST)
+    assert out["teacher"]["accuracy"] < out["baseline"]["accuracy"]
+    assert out["gap_closed"] is None
+
+
 def test_without_baseline_there_is_no_gap_closed(models, test_data):
     teacher, student, _ = models
     out = compare(teacher, student, test_data, **FAST)

@@ -69,7 +69,8 @@ def compare(
     retention = student accuracy / teacher accuracy; speedup = teacher / student latency
     (batch 1, p50); compression = teacher / student parameters. With a hard-label ``baseline``
     (the same student trained without the teacher), ``gap_closed`` is the share of the
-    teacher–baseline accuracy gap that distillation closed.
+    teacher–baseline accuracy gap that distillation closed; None when the baseline matched or
+    beat the teacher, since there was no gap to close.
     """
     if 1 not in batch_sizes:
         raise ValueError(
@@ -96,5 +97,6 @@ def compare(
     if baseline is not None and "accuracy" in t:
         b = entries["baseline"]
         result["baseline_retention"] = _ratio(b["accuracy"], t["accuracy"])
-        result["gap_closed"] = _ratio(s["accuracy"] - b["accuracy"], t["accuracy"] - b["accuracy"])
+        gap = t["accuracy"] - b["accuracy"]
+        result["gap_closed"] = _ratio(s["accuracy"] - b["accuracy"], gap) if gap > 0 else None
     return result

@@ -63,6 +63,8 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
             f"- **Gap closed** by distillation (student − baseline) / (teacher − baseline): "
             f"{_pct(metrics.get('gap_closed'))}; the baseline is the same student trained on "
             "hard labels only."
+            + (" Not defined here: the baseline matched or beat the teacher."
+               if metrics.get("gap_closed") is None else "")
         )
     lines += ["", "## Plots", ""]
     for title, rel in plots.items():
