@@ -9,6 +9,7 @@ that the teacher labels. Ablation rows show which ingredients mattered.
     python benchmarks/hinton_fashion_mnist.py                 # everything (hours on 2 cores)
     python benchmarks/hinton_fashion_mnist.py --only full --seeds 3 --jobs 2
     python benchmarks/hinton_fashion_mnist.py --quick          # minutes: a smoke run
+    python benchmarks/hinton_fashion_mnist.py --exclude "+ aug"  # without the augmented rows
 
 Every job runs with one torch thread; ``--jobs`` of them run side by side. The teacher is
 trained once and cached (``$DISTILL_CACHE/teachers/bench-…``); reruns reuse it. Each finished
@@ -288,9 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke run: 2 epochs, 5,000 training images, 1 seed")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "hinton_fashion_mnist.json")
     parser.add_argument("--fresh", action="store_true", help="ignore jobs finished earlier")
+    parser.add_argument("--exclude", action="append", default=[], metavar="TEXT",
+                        help="leave out rows whose name contains TEXT (repeatable)")
     args = parser.parse_args(argv)
 
-    variants = [v for v in VARIANTS if args.only in (None, v.table)]
+    variants = [v for v in VARIANTS if args.only in (None, v.table)
+                and not any(text in v.name for text in args.exclude)]
     teacher_train = dict(TEACHER_TRAIN)
     limit, seeds, assistant_epochs = None, args.seeds, ASSISTANT_KD["epochs"]
     if args.quick:
