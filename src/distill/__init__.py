@@ -13,21 +13,25 @@ from distill.engine import Callback, NonFiniteLossError, TrainConfig
 from distill.evaluate import compare, evaluate_models, measure_latency
 from distill.losses import DistillationLoss, HardLabelLoss, KDLoss
 from distill.students import build, build_cnn, build_mlp
+from distill.teachers import CachedTeacher, TopKTargets, cache_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CachedTeacher",
     "Callback",
     "DistillResult",
     "DistillationLoss",
     "HardLabelLoss",
     "KDLoss",
     "NonFiniteLossError",
+    "TopKTargets",
     "TrainConfig",
     "__version__",
     "build",
     "build_cnn",
     "build_mlp",
+    "cache_teacher",
     "compare",
     "distill",
     "evaluate_models",

@@ -29,6 +29,7 @@ from distill.evaluate.predict import predict
 from distill.losses.base import DistillationLoss
 from distill.runtime import seed_everything, thread_count
 from distill.teachers.online import as_teacher_signal
+from distill.teachers.targets import TopKTargets
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -142,6 +143,9 @@ class _Run:
         self.device = torch.device(config.device)
         model.to(self.device)
         if signal is not None:
+            check_data = getattr(signal, "check_data", None)
+            if check_data is not None:
+                check_data(train)  # e.g. a cache built on other data: refuse before training
             signal.to(self.device)
         self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed)
         steps_per_epoch = len(self.batches)
@@ -222,11 +226,12 @@ class _Run:
             "samples_per_s": total_n / max(seconds, 1e-9),
         }
 
-    def _teacher_logits(self, inputs, indices) -> Tensor | None:
+    def _teacher_logits(self, inputs, indices) -> Tensor | TopKTargets | None:
         if self.signal is None:
             return None
         logits = self.signal.logits(inputs, indices)
-        if not bool(torch.isfinite(logits).all()):
+        finite = logits.is_finite() if isinstance(logits, TopKTargets) else torch.isfinite(logits)
+        if not bool(finite.all() if isinstance(finite, Tensor) else finite):
             raise ValueError(
                 f"the teacher produced NaN or Inf logits at epoch {self.state.epoch + 1}, "
                 f"step {self.state.step + 1}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -22,7 +24,7 @@ class DistillationLoss(nn.Module):
         raise NotImplementedError
 
 
-def check_logits(student_logits: Tensor, teacher_logits: Tensor | None) -> None:
+def check_logits(student_logits: Tensor, teacher_logits: Any) -> None:
     """Refuse mismatched outputs with a message a user can act on."""
     if student_logits.dim() < 2:
         raise ValueError(

@@ -11,12 +11,22 @@ from distill.losses.base import (
     check_logits,
     masked_cross_entropy,
 )
+from distill.losses.topk import topk_soft_target_kl
+from distill.teachers.targets import TopKTargets
 
 
 def soft_target_kl(
-    student_logits: Tensor, teacher_logits: Tensor, temperature: float, mask: Tensor | None = None
+    student_logits: Tensor,
+    teacher_logits: Tensor | TopKTargets,
+    temperature: float,
+    mask: Tensor | None = None,
 ) -> Tensor:
-    """Mean over positions of KL(softmax(teacher/T) || softmax(student/T)), computed in float32."""
+    """Mean over positions of KL(softmax(teacher/T) || softmax(student/T)), computed in float32.
+
+    Sparse :class:`TopKTargets` are used as they are, never expanded to the full vocabulary.
+    """
+    if isinstance(teacher_logits, TopKTargets):
+        return topk_soft_target_kl(student_logits, teacher_logits, temperature, mask)
     classes = student_logits.shape[-1]
     s = F.log_softmax(student_logits.reshape(-1, classes).float() / temperature, dim=-1)
     teacher_logits = teacher_logits.detach()  # targets: never backpropagate into the teacher
@@ -40,6 +50,9 @@ class KDLoss(DistillationLoss):
     * Labels equal to ``ignore_index`` (-100) mean "no hard label here": those positions are left
       out of the cross-entropy, as PyTorch's losses do, but still learn from the teacher.
     * ``mask`` (same shape as labels) drops positions from *both* terms, e.g. padding tokens.
+    * ``teacher_logits`` may be sparse :class:`~distill.teachers.targets.TopKTargets` (from a
+      top-k cache): the KL is then taken over the teacher's k kept entries and one bucket for
+      the rest.
     """
 
     def __init__(self, temperature: float = 4.0, alpha: float = 0.9, ignore_index: int = -100):
@@ -52,14 +65,17 @@ class KDLoss(DistillationLoss):
         self.alpha = float(alpha)
         self.ignore_index = ignore_index
 
-    def soft_term(self, student_logits: Tensor, teacher_logits: Tensor, mask: Tensor | None = None):
+    def soft_term(
+        self, student_logits: Tensor, teacher_logits: Tensor | TopKTargets,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         t = self.temperature
         return soft_target_kl(student_logits, teacher_logits, t, mask) * (t * t)
 
     def forward(
         self,
         student_logits: Tensor,
-        teacher_logits: Tensor | None,
+        teacher_logits: Tensor | TopKTargets | None,
         labels: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:

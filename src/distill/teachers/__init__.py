@@ -1,7 +1,21 @@
-"""Teacher signals: where the teacher's outputs come from (live, or precomputed once)."""
+"""Teacher signals: where the teacher's outputs come from (live, precomputed, or cached)."""
 
 from distill.teachers.base import TeacherSignal
+from distill.teachers.cache import cache_teacher
+from distill.teachers.cached import CachedTeacher
 from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.precomputed import PrecomputedTeacher
+from distill.teachers.store import CacheError, StaleCacheError
+from distill.teachers.targets import TopKTargets
 
-__all__ = ["OnlineTeacher", "PrecomputedTeacher", "TeacherSignal", "as_teacher_signal"]
+__all__ = [
+    "CacheError",
+    "CachedTeacher",
+    "OnlineTeacher",
+    "PrecomputedTeacher",
+    "StaleCacheError",
+    "TeacherSignal",
+    "TopKTargets",
+    "as_teacher_signal",
+    "cache_teacher",
+]

@@ -1,0 +1,256 @@
+"""Run a teacher once over a dataset and keep its outputs on disk: dense or top-k, resumable.
+
+Rows are keyed by sample index and written in fixed ranges (shard i holds rows
+``[i * shard_rows, (i + 1) * shard_rows)``), so a run that stops part-way resumes at the first
+row no finished shard holds: no row is computed twice into the cache, none is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Subset, TensorDataset
+
+from distill.batches import Batches, forward, to_device
+from distill.teachers.cached import CachedTeacher
+from distill.teachers.fingerprint import data_fingerprint, describe_changes, teacher_fingerprint
+from distill.teachers.store import (
+    FORMAT,
+    MANIFEST,
+    CacheError,
+    StaleCacheError,
+    read_manifest,
+    shards_of,
+    verify_shard,
+    write_manifest,
+    write_shard,
+)
+from distill.teachers.targets import TopKTargets
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float16": np.float16, "float32": np.float32}
+SHARD_BYTES = 64 << 20  # ~64 MiB per shard file: large enough to stream, small enough to redo
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def cache_teacher(
+    teacher: Any,
+    data: Any,
+    path: str | Path,
+    *,
+    top_k: int | None = None,
+    dtype: Literal["float16", "float32"] = "float16",
+    batch_size: int = 256,
+    shard_rows: int | None = None,
+    device: str = "cpu",
+    progress: bool | None = None,
+    overwrite: bool = False,
+    source: nn.Module | None = None,
+) -> CachedTeacher:
+    """Store ``teacher``'s outputs on every sample of ``data`` at ``path``; return the cache.
+
+    ``top_k=None`` keeps dense logits; ``top_k=k`` keeps the k largest logits, their indices and
+    the probability mass left over (a few bytes per row instead of the whole vocabulary).
+    An existing complete cache with the same fingerprint is reused as it is; an interrupted
+    one is resumed; one built from another teacher, other data or other settings is refused
+    (``overwrite=True`` rebuilds it). ``teacher`` is an ``nn.Module`` or a teacher signal
+    with ``logits()`` and ``fingerprint()``.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+    if shard_rows is not None and shard_rows < 1:
+        raise ValueError(f"shard_rows must be positive, got {shard_rows}")
+    folder = Path(path)
+    settings = {"kind": "topk" if top_k else "dense", "top_k": top_k, "dtype": dtype}
+    fingerprint = {
+        "teacher": teacher_fingerprint(teacher),
+        "data": data_fingerprint(data),
+        "settings": settings,
+    }
+    manifest = _start_or_resume(folder, fingerprint, overwrite)
+    if not manifest["complete"]:
+        if shard_rows is not None and manifest["shard_rows"] is None:
+            manifest["shard_rows"] = shard_rows
+        _Writer(teacher, data, folder, manifest, batch_size, device, progress).run()
+    return CachedTeacher(folder, source=source if source is not None else _module(teacher))
+
+
+def _module(teacher: Any) -> nn.Module | None:
+    return teacher if isinstance(teacher, nn.Module) else None
+
+
+def _start_or_resume(folder: Path, fingerprint: dict, overwrite: bool) -> dict[str, Any]:
+    if (folder / MANIFEST).is_file():
+        manifest = read_manifest(folder)
+        changes = describe_changes(manifest["fingerprint"], fingerprint)
+        if changes and not overwrite:
+            raise StaleCacheError(
+                f"{folder}: this cache was built differently: " + "; ".join(changes)
+                + ". Pass overwrite=True (or --overwrite) to rebuild it, or use another folder"
+            )
+        if not changes:
+            return _keep_valid_shards(folder, manifest)
+        _remove_cache_files(folder)
+    elif folder.exists() and any(folder.iterdir()):
+        raise CacheError(
+            f"{folder}: exists and is not a teacher cache (no {MANIFEST}); refusing to write "
+            "into it"
+        )
+    from distill import __version__
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": FORMAT,
+        "distill_version": __version__,
+        "fingerprint": fingerprint,
+        "complete": False,
+        "shard_rows": None,
+        "vocab_size": None,
+        "row_shape": None,
+        "shards": [],
+    }
+    write_manifest(folder, manifest)
+    return manifest
+
+
+def _keep_valid_shards(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Keep the finished shards that still verify; redo the first damaged one and the rest."""
+    kept = []
+    for shard in shards_of(manifest):
+        try:
+            verify_shard(folder, shard)
+        except CacheError as err:
+            log.warning("%s; recomputing from row %d", err, shard.start)
+            manifest["complete"] = False
+            break
+        kept.append(shard)
+    manifest["shards"] = [s.to_json() for s in kept]
+    write_manifest(folder, manifest)
+    return manifest
+
+
+def _remove_cache_files(folder: Path) -> None:
+    for item in folder.glob("shard-*.npy"):
+        item.unlink()
+    (folder / MANIFEST).unlink(missing_ok=True)
+
+
+def _rest_of(data: Any, start: int) -> Any:
+    """The samples from ``start`` on, in order (TensorDatasets stay on their fast path)."""
+    if start == 0:
+        return data
+    if isinstance(data, TensorDataset):
+        return TensorDataset(*(t[start:] for t in data.tensors))
+    return Subset(data, range(start, len(data)))
+
+
+class _Writer:
+    """Streams teacher outputs into fixed-size shards, updating the manifest after each."""
+
+    def __init__(self, teacher, data, folder: Path, manifest: dict, batch_size: int,
+                 device: str, progress: bool | None):
+        self.teacher, self.data, self.folder, self.manifest = teacher, data, folder, manifest
+        self.batch_size, self.device, self.progress = batch_size, torch.device(device), progress
+        settings = manifest["fingerprint"]["settings"]
+        self.top_k, self.dtype = settings["top_k"], DTYPES[settings["dtype"]]
+        self.buffer: dict[str, list[np.ndarray]] = {}
+        self.buffered = 0
+
+    @property
+    def done(self) -> int:
+        shards = self.manifest["shards"]
+        return shards[-1]["stop"] if shards else 0
+
+    def run(self) -> None:
+        from tqdm.auto import tqdm
+
+        rows = len(self.data)
+        module = _module(self.teacher)
+        was_training = module is not None and module.training
+        if module is not None:
+            module.eval().to(self.device)
+        bar = tqdm(total=rows, initial=self.done, desc="caching teacher outputs", unit="row",
+                   leave=False, disable=False if self.progress else None if self.progress is None
+                   else True)
+        try:
+            start = self.done
+            batches = Batches(_rest_of(self.data, start), self.batch_size, shuffle=False)
+            with torch.no_grad():
+                for batch in batches:
+                    inputs = to_device(batch.inputs, self.device)
+                    if module is not None:
+                        out = forward(module, inputs)
+                    else:
+                        out = self.teacher.logits(inputs, batch.indices + start)
+                    self._add(self._arrays(out))
+                    bar.update(len(batch))
+            self._flush(final=True)
+        finally:
+            bar.close()
+            if was_training:
+                module.train()
+        self.manifest["complete"] = True
+        write_manifest(self.folder, self.manifest)
+
+    def _arrays(self, out: Tensor | TopKTargets) -> dict[str, np.ndarray]:
+        if isinstance(out, TopKTargets):
+            raise TypeError("caching a teacher that already gives top-k targets is not supported")
+        out = out.detach().float().cpu()
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"the teacher produced NaN or Inf outputs near row {self.done + self.buffered}; "
+                "nothing from this batch was cached"
+            )
+        m = self.manifest
+        if m["vocab_size"] is None:
+            m["vocab_size"], m["row_shape"] = int(out.shape[-1]), list(out.shape[1:-1])
+        elif [*out.shape[1:-1]] != m["row_shape"] or out.shape[-1] != m["vocab_size"]:
+            raise ValueError(
+                f"teacher outputs changed shape from (…, {m['row_shape']}, {m['vocab_size']}) "
+                f"to {tuple(out.shape)}: every sample must give the same output shape"
+            )
+        if self.top_k is None:
+            arrays = {"logits": out}
+        else:
+            targets = TopKTargets.from_logits(out, min(self.top_k, out.shape[-1]))
+            arrays = {"indices": targets.indices.int(), "logits": targets.logits,
+                      "rest": targets.rest}
+        if self.dtype is np.float16 and float(arrays["logits"].abs().max()) > FLOAT16_MAX:
+            raise ValueError(
+                f"teacher logits exceed float16's range ({FLOAT16_MAX:g}); cache with "
+                "dtype='float32'"
+            )
+        result = {k: v.numpy() for k, v in arrays.items()}
+        result["logits"] = result["logits"].astype(self.dtype)
+        return result
+
+    def _add(self, arrays: dict[str, np.ndarray]) -> None:
+        m = self.manifest
+        if m["shard_rows"] is None:
+            row_bytes = sum(a[0].nbytes for a in arrays.values())
+            m["shard_rows"] = max(1, SHARD_BYTES // max(row_bytes, 1))
+        for field, array in arrays.items():
+            self.buffer.setdefault(field, []).append(array)
+        self.buffered += len(next(iter(arrays.values())))
+        self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        size = self.manifest["shard_rows"]
+        while self.buffered and (self.buffered >= size or final):
+            joined = {k: np.concatenate(v) for k, v in self.buffer.items()}
+            take = min(size, self.buffered)
+            shard = write_shard(self.folder, len(self.manifest["shards"]), self.done,
+                                {k: v[:take] for k, v in joined.items()})
+            self.manifest["shards"].append(shard.to_json())
+            write_manifest(self.folder, self.manifest)
+            self.buffer = {k: [v[take:]] for k, v in joined.items()}
+            self.buffered -= take
+

@@ -1,0 +1,141 @@
+"""A teacher signal read from a cache on disk: rows looked up by sample index, memory-mapped.
+
+Opening a cache checks that it is complete and that every shard matches its checksum, and,
+when given the teacher or the data, that it was built from them: a stale or damaged cache is
+refused with the reason, never silently used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from distill.batches import Inputs
+from distill.teachers.fingerprint import data_fingerprint, describe_changes, teacher_fingerprint
+from distill.teachers.store import (
+    CacheError,
+    StaleCacheError,
+    open_shard,
+    read_manifest,
+    shards_of,
+    verify_shard,
+)
+from distill.teachers.targets import TopKTargets
+
+
+class CachedTeacher:
+    """Teacher outputs stored by :func:`distill.cache_teacher`, as a teacher signal.
+
+    ``verify="full"`` (default) checks every shard's sha256 on opening; ``"size"`` only checks
+    sizes (catches truncation, not bit rot) for very large caches. Pass ``teacher=`` and/or
+    ``data=`` to check the cache was built from them. ``source`` is the teacher module itself,
+    when at hand, for labeling held-out data (the cache only covers the rows it was built on).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        verify: Literal["full", "size"] = "full",
+        teacher: Any = None,
+        data: Any = None,
+        source: nn.Module | None = None,
+    ):
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        m = self.manifest
+        if not m.get("complete"):
+            done = m["shards"][-1]["stop"] if m.get("shards") else 0
+            raise CacheError(
+                f"{self.path}: incomplete cache ({done} of {m['fingerprint']['data']['rows']} "
+                "rows); run cache_teacher (or `distill cache`) again with the same arguments "
+                "to finish it"
+            )
+        if verify not in ("full", "size"):
+            raise ValueError(f"verify must be 'full' or 'size', got {verify!r}")
+        self.shards = shards_of(m)
+        for shard in self.shards:
+            verify_shard(self.path, shard, full=verify == "full")
+        self._arrays = [open_shard(self.path, shard) for shard in self.shards]
+        self._check_fingerprint(teacher, data)
+        self.source = source
+        self.rows = int(m["fingerprint"]["data"]["rows"])
+        self.shard_rows = int(m["shard_rows"])
+        self.kind = m["fingerprint"]["settings"]["kind"]
+        self.vocab_size = int(m["vocab_size"])
+
+    def _check_fingerprint(self, teacher: Any, data: Any) -> None:
+        stored = self.manifest["fingerprint"]
+        current = dict(stored)
+        if teacher is not None:
+            current["teacher"] = teacher_fingerprint(teacher)
+        if data is not None:
+            current["data"] = data_fingerprint(data)
+        changes = describe_changes(stored, current)
+        if changes:
+            raise StaleCacheError(f"{self.path}: stale cache: " + "; ".join(changes))
+
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"]["teacher"])
+
+    def check_data(self, data: Any) -> None:
+        """Refuse training data that cannot be the data the cache was built on."""
+        if isinstance(data, torch.utils.data.DataLoader) or not hasattr(data, "__len__"):
+            return
+        if len(data) != self.rows:
+            raise StaleCacheError(
+                f"{self.path}: the cache holds {self.rows} rows but the training data has "
+                f"{len(data)} samples; build the cache on this data"
+            )
+
+    def _gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        if indices.size and (indices.min() < 0 or indices.max() >= self.rows):
+            bad = int(indices[(indices < 0) | (indices >= self.rows)][0])
+            raise IndexError(
+                f"{self.path}: sample index {bad} is outside the cache's {self.rows} rows"
+            )
+        shard_ids = indices // self.shard_rows
+        first = self._arrays[0]
+        out = {k: np.empty((len(indices), *a.shape[1:]), a.dtype) for k, a in first.items()}
+        for shard_id in np.unique(shard_ids):
+            where = shard_ids == shard_id
+            local = indices[where] - self.shards[shard_id].start
+            for field, array in self._arrays[shard_id].items():
+                out[field][where] = array[local]
+        return out
+
+    def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor | TopKTargets:
+        if indices is None:
+            raise ValueError(
+                "cached teacher outputs are looked up by sample index: pass the training "
+                "data as a Dataset (not a DataLoader) so distill knows each batch's indices"
+            )
+        rows = self._gather(indices.cpu().numpy().astype(np.int64))
+        device = inputs.device if isinstance(inputs, Tensor) else next(iter(inputs.values())).device
+        if self.kind == "dense":
+            return torch.from_numpy(rows["logits"]).float().to(device)
+        return TopKTargets(
+            torch.from_numpy(rows["indices"]).long(),
+            torch.from_numpy(rows["logits"]).float(),
+            torch.from_numpy(rows["rest"]).float(),
+            self.vocab_size,
+        ).to(device)
+
+    def to(self, device: torch.device | str) -> CachedTeacher:
+        if self.source is not None:
+            self.source.to(device)
+        return self
+
+    def for_evaluation(self):
+        from distill.teachers.online import OnlineTeacher
+
+        return OnlineTeacher(self.source) if self.source is not None else None
+
+    def __repr__(self) -> str:
+        settings = self.manifest["fingerprint"]["settings"]
+        k = f", top_k={settings['top_k']}" if self.kind == "topk" else ""
+        return f"CachedTeacher({str(self.path)!r}, rows={self.rows}{k})"
