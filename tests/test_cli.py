@@ -40,13 +40,13 @@ def test_help_is_useful_on_its_own(capsys):
     assert "run" in out and "eval" in out and "examples:" in out
 
 
-@pytest.mark.parametrize("command", ["run", "eval"])
-def test_subcommand_help(command, capsys):
+@pytest.mark.parametrize("command,option", [("run", "--out"), ("eval", "--teacher"),
+                                            ("cache", "--top-k")])
+def test_subcommand_help(command, option, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     out = capsys.readouterr().out
-    assert "example" in out
-    assert ("--out" in out) if command == "run" else ("--teacher" in out)
+    assert "example" in out and option in out
 
 
 def test_console_entry_point_is_installed():
@@ -107,3 +107,17 @@ def test_eval_of_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing"), "--data", "digits"]) == 1
     err = capsys.readouterr().err
     assert "not a saved model folder" in err and "Traceback" not in err
+
+
+def test_cache_command_builds_reuses_and_refuses_stale(tmp_path, capsys):
+    torch.manual_seed(0)
+    distill.save(distill.build_mlp((1, 8, 8), 10, hidden=(8,)), tmp_path / "t")
+    args = ["cache", str(tmp_path / "t"), "--data", "digits", "--out", str(tmp_path / "c"),
+            "--top-k", "4", "--no-progress"]
+    assert main(args) == 0
+    assert "1438 rows, top-4 float16" in capsys.readouterr().out
+    assert distill.CachedTeacher(tmp_path / "c").kind == "topk"
+    assert main(args[:-3] + ["--no-progress"]) == 1  # dense now: a different setting
+    err = capsys.readouterr().err
+    assert "the setting 'top_k' changed (4 → None)" in err and "--overwrite" in err
+    assert "Traceback" not in err

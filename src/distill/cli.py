@@ -10,6 +10,7 @@ from pathlib import Path
 EPILOG = """examples:
   distill run recipes/fashion-mnist.toml --out runs/fmnist
   distill eval runs/fmnist/student --data fashion-mnist --json
+  distill cache TEACHER_FOLDER --data fashion-mnist --out caches/fmnist --top-k 5
   distill run --help
 
 A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [baseline] and
@@ -63,6 +64,30 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     ev.add_argument("--repeats", type=int, default=50, help="timed runs per batch size")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    cache = sub.add_parser(
+        "cache",
+        help="run a teacher once over a dataset and store its outputs (dense or top-k)",
+        description="Store a saved teacher's outputs on every sample of a dataset, keyed by "
+        "sample index: sharded .npy files with sha256 checksums and a manifest recording a "
+        "fingerprint of teacher, data and settings. An interrupted run resumes where it "
+        "stopped; a cache built from another teacher or other data is refused. Train from it "
+        "with distill.CachedTeacher(path) in Python, or outputs = \"cached\" in a recipe.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill cache runs/fmnist-teacher --data fashion-mnist "
+        "--out caches/fmnist-top5 --top-k 5",
+    )
+    cache.add_argument("model", type=Path, help="saved teacher folder")
+    cache.add_argument("--data", required=True, choices=["fashion-mnist", "digits"],
+                       help="built-in dataset to run the teacher over")
+    cache.add_argument("--split", default="train", choices=["train", "test"])
+    cache.add_argument("--out", type=Path, required=True, help="cache folder")
+    cache.add_argument("--top-k", type=int, help="keep the k largest logits (default: all)")
+    cache.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    cache.add_argument("--batch-size", type=int, default=256)
+    cache.add_argument("--overwrite", action="store_true",
+                       help="rebuild a cache built from another teacher, data or settings")
+    cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -123,6 +148,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from distill.artifacts import load
+    from distill.data import load_dataset
+    from distill.teachers import cache_teacher
+
+    cache = cache_teacher(
+        load(args.model), load_dataset(args.data, args.split), args.out, top_k=args.top_k,
+        dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
+    )
+    size = sum(f.stat().st_size for f in cache.path.glob("*.npy"))
+    kind = f"top-{args.top_k}" if args.top_k else "dense"
+    print(f"{cache.path}: {cache.rows} rows, {kind} {args.dtype}, {len(cache.shards)} shard(s), "
+          f"{size / cache.rows:.1f} bytes per row")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -134,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     from distill.engine.loop import NonFiniteLossError
     from distill.recipes.loader import RecipeError
     from distill.recipes.runner import RunFolderError
+    from distill.teachers import CacheError
 
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
-               RunFolderError, ValueError, TypeError)
+               RunFolderError, CacheError, ValueError, TypeError)
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache}
     try:
-        return {"run": _cmd_run, "eval": _cmd_eval}[args.command](args)
+        return commands[args.command](args)
     except handled as err:
         print(f"distill {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -110,6 +110,32 @@ def test_precomputed_teacher_outputs_from_a_recipe(tmp_path):
                       "teacher": {**RECIPE["teacher"], "outputs": "precomputed"}})
 
 
+def test_cached_teacher_outputs_from_a_recipe(tmp_path, shared_cache, finished_run,
+                                             monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(shared_cache))
+    teacher = {**RECIPE["teacher"], "outputs": "cached", "top_k": 3,
+               "cache_path": str(tmp_path / "outputs")}
+    recipe = parse_recipe({**RECIPE, "teacher": teacher})
+    assert teacher_fingerprint(recipe) == teacher_fingerprint(parse_recipe(RECIPE))
+    metrics = run_recipe(recipe, tmp_path / "cached", progress=False)
+    assert 0 < metrics["student"]["agreement"] <= 1
+    cache = distill.CachedTeacher(tmp_path / "outputs")
+    assert cache.kind == "topk" and cache.rows == 1438
+    # a second run reads the same cache (same files, untouched)
+    stamp = (tmp_path / "outputs" / "manifest.json").stat().st_mtime_ns
+    run_recipe(recipe, tmp_path / "again", progress=False)
+    assert (tmp_path / "outputs" / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_cache_options_need_cached_outputs():
+    with pytest.raises(RecipeError, match="top_k only apply with outputs = 'cached'"):
+        parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "top_k": 5}})
+    augmented = {**RECIPE["train"], "augment": "flip-shift"}
+    with pytest.raises(RecipeError, match=r"outputs = 'cached' cannot follow \[train\]"):
+        parse_recipe({**RECIPE, "train": augmented,
+                      "teacher": {**RECIPE["teacher"], "outputs": "cached"}})
+
+
 def test_diverging_run_leaves_error_and_checkpoint_but_no_metrics(tmp_path):
     recipe = parse_recipe({
         **RECIPE,

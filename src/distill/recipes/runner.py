@@ -32,6 +32,7 @@ from distill.report.markdown import render_report
 from distill.report.plots import accuracy_vs_latency, training_curves
 from distill.runtime import seed_everything
 from distill.students.builders import build
+from distill.teachers import CachedTeacher, cache_teacher
 
 log = logging.getLogger("distill")
 FINAL_ARTIFACTS = ("metrics.json", "report.md", "student", "plots", "error.txt")
@@ -66,10 +67,14 @@ def build_model(spec, info, seed: int) -> nn.Module:
     )
 
 
+# how the teacher's outputs are delivered, not what the teacher is
+OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path")
+
+
 def teacher_fingerprint(recipe: Recipe) -> str:
     # what changes the trained weights; not how many threads computed them
     teacher = recipe.teacher.model_dump(
-        mode="json", exclude={"cache": True, "outputs": True, "train": {"threads"}}
+        mode="json", exclude={**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}}
     )
     data = recipe.data.model_dump(mode="json", include={"dataset"})
     blob = json.dumps({"v": 1, "teacher": teacher, "data": data}, sort_keys=True)
@@ -97,6 +102,21 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
     log.info("teacher: %.2f%% test accuracy, cached in %s", 100 * result.metrics["accuracy"],
              folder)
     return model.eval(), folder, result.history
+
+
+def cached_outputs(recipe: Recipe, teacher, data, progress) -> CachedTeacher:
+    """The teacher's outputs on the training set, from disk (built or resumed when needed)."""
+    spec = recipe.teacher
+    kind = f"top{spec.top_k}" if spec.top_k else "dense"
+    managed = spec.cache_path is None
+    path = spec.cache_path or (
+        cache_dir() / "teacher-outputs"
+        / f"{teacher_fingerprint(recipe)}-{recipe.data.dataset}-train-{kind}-{spec.cache_dtype}"
+    )
+    log.info("teacher outputs: %s", path)
+    # a folder distill manages is rebuilt when stale; one the user named is never overwritten
+    return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
+                         progress=progress, overwrite=managed, source=teacher)
 
 
 def environment() -> dict[str, Any]:
@@ -153,8 +173,11 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
              recipe.loss.temperature, recipe.loss.alpha)
     loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
+    signal = teacher
+    if recipe.teacher.outputs == "cached":
+        signal = cached_outputs(recipe, teacher, student_train, progress)
     distilled = distill(
-        teacher, student, student_train, eval=test, loss=loss,
+        signal, student, student_train, eval=test, loss=loss,
         checkpoint_dir=out / "checkpoints" / "student", progress=progress,
         precompute_teacher=recipe.teacher.outputs == "precomputed",
         **_train_kwargs(recipe.train),

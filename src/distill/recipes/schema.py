@@ -66,9 +66,26 @@ class SavedSpec(Section):
 
 
 class TeacherOutputs(Section):
-    outputs: Literal["online", "precomputed"] = "online"
-    """``precomputed``: run the teacher once over the training set and reuse its outputs
-    (cheap, exact without augmentation); ``online``: run it on every (augmented) batch."""
+    outputs: Literal["online", "precomputed", "cached"] = "online"
+    """``online``: run the teacher on every (augmented) batch; ``precomputed``: run it once over
+    the training set and keep its outputs in memory; ``cached``: the same, stored on disk
+    (checksummed, resumable, reused by later runs), dense or ``top_k``."""
+    top_k: PositiveInt | None = None
+    """With ``outputs = "cached"``: keep the k largest logits and the leftover mass."""
+    cache_dtype: Literal["float16", "float32"] = "float16"
+    cache_path: Path | None = None
+    """Where the cached outputs live (default: inside distill's cache folder)."""
+
+    @model_validator(mode="after")
+    def _cache_options(self) -> TeacherOutputs:
+        if self.outputs != "cached":
+            given = [k for k in ("top_k", "cache_path") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} only apply with outputs = 'cached' "
+                    f"(outputs is '{self.outputs}')"
+                )
+        return self
 
 
 class TrainedTeacher(TeacherOutputs):
@@ -150,10 +167,11 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
-        if self.teacher.outputs == "precomputed" and self.train.augment != "none":
+        outputs = self.teacher.outputs
+        if outputs in ("precomputed", "cached") and self.train.augment != "none":
             raise ValueError(
-                "[teacher] outputs = 'precomputed' cannot follow [train] augment = "
-                f"'{self.train.augment}': precomputed outputs are one per image, augmented views "
+                f"[teacher] outputs = '{outputs}' cannot follow [train] augment = "
+                f"'{self.train.augment}': stored outputs are one per image, augmented views "
                 "differ every epoch; use outputs = 'online' or augment = 'none'"
             )
         return self

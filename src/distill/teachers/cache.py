@@ -132,8 +132,9 @@ def _keep_valid_shards(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]
             manifest["complete"] = False
             break
         kept.append(shard)
-    manifest["shards"] = [s.to_json() for s in kept]
-    write_manifest(folder, manifest)
+    if len(kept) < len(manifest["shards"]):
+        manifest["shards"] = [s.to_json() for s in kept]
+        write_manifest(folder, manifest)  # only when something changed: reuse writes nothing
     return manifest
 
 
