@@ -12,8 +12,15 @@ from distill.artifacts import load, save
 from distill.engine import Callback, NonFiniteLossError, TrainConfig
 from distill.evaluate import compare, evaluate_models, measure_latency
 from distill.losses import DistillationLoss, HardLabelLoss, KDLoss
+from distill.self_distillation import born_again
 from distill.students import build, build_cnn, build_mlp
-from distill.teachers import CachedTeacher, TopKTargets, cache_teacher
+from distill.teachers import (
+    CachedTeacher,
+    EMATeacher,
+    EnsembleTeacher,
+    TopKTargets,
+    cache_teacher,
+)
 
 __version__ = "0.1.0"
 
@@ -22,12 +29,15 @@ __all__ = [
     "Callback",
     "DistillResult",
     "DistillationLoss",
+    "EMATeacher",
+    "EnsembleTeacher",
     "HardLabelLoss",
     "KDLoss",
     "NonFiniteLossError",
     "TopKTargets",
     "TrainConfig",
     "__version__",
+    "born_again",
     "build",
     "build_cnn",
     "build_mlp",

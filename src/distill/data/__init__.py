@@ -4,6 +4,7 @@ from distill.data.augment import FlipShift, make_augmentation
 from distill.data.base import NO_LABEL, ArrayDataset, DatasetInfo
 from distill.data.digits import load_digits
 from distill.data.fashion_mnist import DatasetNotFoundError, load_fashion_mnist
+from distill.data.transfer import TransferSet, mix_labeled_unlabeled
 
 DATASETS = {"fashion-mnist": load_fashion_mnist, "digits": load_digits}
 
@@ -22,8 +23,10 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "FlipShift",
+    "TransferSet",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
     "make_augmentation",
+    "mix_labeled_unlabeled",
 ]

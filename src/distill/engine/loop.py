@@ -153,6 +153,8 @@ class _Run:
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * steps_per_epoch)
         self.state = FitState(model=model, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
         self.hooks = [ProgressBar(description, config.progress), *callbacks]
+        if isinstance(signal, Callback) and signal not in self.hooks:
+            self.hooks.append(signal)  # a teacher that follows training (e.g. an EMA teacher)
         self.last_good = _LastGood(model, checkpoint_dir)
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
@@ -255,7 +257,10 @@ class _Run:
     def _evaluate(self, eval_data) -> dict[str, float]:
         size, device = self.config.eval_batch_size, self.device
         student = predict(self.model, eval_data, size, device)
-        if self.eval_signal is not None and self.teacher_eval_logits is None:
-            self.teacher_eval_logits = predict(self.eval_signal, eval_data, size, device).logits
-        scores = classification_metrics(student.logits, student.labels, self.teacher_eval_logits)
+        teacher_logits = self.teacher_eval_logits
+        if self.eval_signal is not None and teacher_logits is None:
+            teacher_logits = predict(self.eval_signal, eval_data, size, device).logits
+            if not getattr(self.eval_signal, "changes_during_training", False):
+                self.teacher_eval_logits = teacher_logits  # a fixed teacher is run once
+        scores = classification_metrics(student.logits, student.labels, teacher_logits)
         return {f"eval_{k}": v for k, v in scores.items()}

@@ -3,6 +3,8 @@
 from distill.teachers.base import TeacherSignal
 from distill.teachers.cache import cache_teacher
 from distill.teachers.cached import CachedTeacher
+from distill.teachers.ema import EMATeacher
+from distill.teachers.ensemble import EnsembleTeacher
 from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.precomputed import PrecomputedTeacher
 from distill.teachers.store import CacheError, StaleCacheError
@@ -11,6 +13,8 @@ from distill.teachers.targets import TopKTargets
 __all__ = [
     "CacheError",
     "CachedTeacher",
+    "EMATeacher",
+    "EnsembleTeacher",
     "OnlineTeacher",
     "PrecomputedTeacher",
     "StaleCacheError",

@@ -66,5 +66,11 @@ class PrecomputedTeacher:
 
         return OnlineTeacher(self.source) if self.source is not None else None
 
+    def fingerprint(self) -> str:
+        import hashlib
+
+        table = self.table.detach().float().contiguous()
+        return hashlib.sha256(table.numpy().tobytes()).hexdigest()
+
     def __repr__(self) -> str:
         return f"PrecomputedTeacher({tuple(self.table.shape)})"

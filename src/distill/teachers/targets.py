@@ -94,3 +94,14 @@ class TopKTargets:
             tail = torch.full_like(lse, -math.inf)
         buckets = torch.cat([z / temperature, tail.unsqueeze(-1)], dim=-1)
         return buckets - buckets.logsumexp(-1, keepdim=True)
+
+    def dense_logits(self) -> Tensor:
+        """Full-size logits with the dropped mass spread evenly: for small vocabularies and for
+        combining with dense teachers; exact on the kept entries and the leftover total."""
+        dropped = self.vocab_size - self.k
+        z = self.logits.float()
+        rest = self.rest.float()
+        lse = z.logsumexp(-1) - torch.log1p(-rest.clamp(max=1.0 - 1e-7))
+        fill = lse + torch.log(rest.clamp(min=1e-30)) - math.log(max(dropped, 1))
+        out = fill.unsqueeze(-1).expand(*self.shape).clone()
+        return out.scatter_(-1, self.indices.long(), z)
