@@ -17,6 +17,7 @@ from distill.students import build, build_cnn, build_mlp
 from distill.teachers import (
     CachedTeacher,
     EMATeacher,
+    Ensemble,
     EnsembleTeacher,
     TopKTargets,
     cache_teacher,
@@ -30,6 +31,7 @@ __all__ = [
     "DistillResult",
     "DistillationLoss",
     "EMATeacher",
+    "Ensemble",
     "EnsembleTeacher",
     "HardLabelLoss",
     "KDLoss",

@@ -104,3 +104,15 @@ def test_dense_logits_of_topk_targets_keep_kept_entries_and_leftover(data, teach
     torch.testing.assert_close(dense.gather(-1, targets.indices), z.softmax(-1).gather(
         -1, targets.indices))
     assert dense.shape == z.shape
+
+
+def test_the_ensemble_module_matches_the_signal_and_counts_every_member(teachers, data):
+    x = data.inputs[:40]
+    module = distill.Ensemble(teachers, weights=[1, 2, 1])
+    torch.testing.assert_close(module(x), EnsembleTeacher(teachers, weights=[1, 2, 1]).logits(x))
+    from distill.evaluate import count_parameters
+
+    assert count_parameters(module) == sum(count_parameters(m) for m in teachers)
+    other = distill.build_mlp((1, 8, 8), 7, hidden=(4,))
+    with pytest.raises(ValueError, match="member 1 gives outputs"):
+        distill.Ensemble([teachers[0], other])(x)

@@ -4,7 +4,7 @@ from distill.teachers.base import TeacherSignal
 from distill.teachers.cache import cache_teacher
 from distill.teachers.cached import CachedTeacher
 from distill.teachers.ema import EMATeacher
-from distill.teachers.ensemble import EnsembleTeacher
+from distill.teachers.ensemble import Ensemble, EnsembleTeacher
 from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.precomputed import PrecomputedTeacher
 from distill.teachers.store import CacheError, StaleCacheError
@@ -14,6 +14,7 @@ __all__ = [
     "CacheError",
     "CachedTeacher",
     "EMATeacher",
+    "Ensemble",
     "EnsembleTeacher",
     "OnlineTeacher",
     "PrecomputedTeacher",

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from distill.batches import Inputs
+from distill.batches import Inputs, logits_of
 from distill.teachers.fingerprint import teacher_fingerprint
 from distill.teachers.online import as_teacher_signal
 from distill.teachers.targets import TopKTargets
@@ -23,8 +23,68 @@ from distill.teachers.targets import TopKTargets
 Combine = Literal["probs", "logits"]
 
 
+def normalised_weights(count: int, combine: str, weights: Sequence[float] | None) -> list[float]:
+    if count < 1:
+        raise ValueError("an ensemble needs at least one teacher")
+    if combine not in ("probs", "logits"):
+        raise ValueError(f"combine must be 'probs' or 'logits', got {combine!r}")
+    if weights is None:
+        weights = [1.0] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} teachers")
+    if any(not (w >= 0 and math.isfinite(w)) for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {list(weights)}")
+    total = float(sum(weights))
+    return [float(w) / total for w in weights]
+
+
+def _check_shape(i: int, out: Tensor, earlier: Sequence[Tensor]) -> None:
+    if earlier and out.shape != earlier[0].shape:
+        raise ValueError(
+            f"ensemble member {i} gives outputs of shape {tuple(out.shape)}, member 0 gives "
+            f"{tuple(earlier[0].shape)}: all teachers must predict the same classes"
+        )
+
+
+def combine_outputs(outputs: Sequence[Tensor], weights: Sequence[float], combine: str) -> Tensor:
+    """Weighted average of logits, or log of the weighted average of probabilities."""
+    if combine == "logits":
+        return sum(w * z.float() for w, z in zip(weights, outputs, strict=True))
+    log_probs = torch.stack(
+        [z.float().log_softmax(-1) + math.log(w)
+         for w, z in zip(weights, outputs, strict=True) if w > 0]
+    )
+    return log_probs.logsumexp(0)
+
+
+class Ensemble(nn.Module):
+    """Several teacher modules as one module: usable as any teacher, and measurable as one
+    model (parameters, size and latency add up, as they would in deployment)."""
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],
+        *,
+        combine: Combine = "probs",
+        weights: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        self.weights = normalised_weights(len(members), combine, weights)
+        self.members = nn.ModuleList(members)
+        self.combine = combine
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        outputs = []
+        for i, member in enumerate(self.members):
+            out = logits_of(member(*args, **kwargs))
+            _check_shape(i, out, outputs)
+            outputs.append(out)
+        return combine_outputs(outputs, self.weights, self.combine)
+
+
 class EnsembleTeacher:
-    """Members are modules or teacher signals (online, cached, precomputed), in any mix.
+    """Several teacher signals as one: members are modules or signals (online, cached,
+    precomputed), in any mix. For modules only, :class:`Ensemble` is the simpler choice.
 
     ``weights`` (default equal) are normalised to sum to one. With ``combine="probs"`` the
     signal returns log-probabilities, which are valid logits for the combined distribution.
@@ -38,18 +98,7 @@ class EnsembleTeacher:
         combine: Combine = "probs",
         weights: Sequence[float] | None = None,
     ):
-        if len(members) < 1:
-            raise ValueError("an ensemble needs at least one teacher")
-        if combine not in ("probs", "logits"):
-            raise ValueError(f"combine must be 'probs' or 'logits', got {combine!r}")
-        if weights is None:
-            weights = [1.0] * len(members)
-        if len(weights) != len(members):
-            raise ValueError(f"{len(weights)} weights for {len(members)} teachers")
-        if any(not (w >= 0 and math.isfinite(w)) for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
-        total = float(sum(weights))
-        self.weights = [float(w) / total for w in weights]
+        self.weights = normalised_weights(len(members), combine, weights)
         self.members = [as_teacher_signal(m) for m in members]
         self.combine = combine
 
@@ -59,23 +108,12 @@ class EnsembleTeacher:
             out = member.logits(inputs, indices)
             if isinstance(out, TopKTargets):
                 out = out.dense_logits()
-            if outputs and out.shape != outputs[0].shape:
-                raise ValueError(
-                    f"ensemble member {i} gives outputs of shape {tuple(out.shape)}, member 0 "
-                    f"gives {tuple(outputs[0].shape)}: all teachers must predict the same classes"
-                )
+            _check_shape(i, out, outputs)
             outputs.append(out.float())
         return outputs
 
     def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor:
-        outputs = self._member_logits(inputs, indices)
-        if self.combine == "logits":
-            return sum(w * z for w, z in zip(self.weights, outputs, strict=True))
-        log_probs = torch.stack(
-            [z.log_softmax(-1) + math.log(w) for w, z in zip(self.weights, outputs, strict=True)
-             if w > 0]
-        )
-        return log_probs.logsumexp(0)  # log of the weighted mixture of probabilities
+        return combine_outputs(self._member_logits(inputs, indices), self.weights, self.combine)
 
     def to(self, device: torch.device | str) -> EnsembleTeacher:
         for member in self.members:
