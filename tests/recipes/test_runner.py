@@ -136,6 +136,65 @@ def test_cache_options_need_cached_outputs():
                       "teacher": {**RECIPE["teacher"], "outputs": "cached"}})
 
 
+def test_ensemble_teacher_from_a_recipe(tmp_path, shared_cache, finished_run, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(shared_cache))
+    single = distill.load(finished_run[1]["teacher_path"])
+    distill.save(single, tmp_path / "saved")
+    member = {k: v for k, v in RECIPE["teacher"].items()}
+    teacher = {"arch": "ensemble", "combine": "logits", "weights": [1, 3],
+               "members": [member, {"path": str(tmp_path / "saved")}]}
+    recipe = parse_recipe({**RECIPE, "teacher": teacher})
+    metrics = run_recipe(recipe, tmp_path / "ens", progress=False)
+    # the trained member is the cached teacher of the first run: reused, not retrained
+    assert metrics["history"]["teacher"] == []
+    assert [m["path"] for m in metrics["teacher_members"]] == [
+        finished_run[1]["teacher_path"], str(tmp_path / "saved")]
+    # measured as one model: both members' parameters
+    assert metrics["teacher"]["params"] == 2 * finished_run[1]["teacher"]["params"]
+    # two copies of one teacher, combined: the same predictions as that teacher
+    assert metrics["teacher"]["accuracy"] == pytest.approx(finished_run[1]["teacher"]["accuracy"])
+    with pytest.raises(RecipeError, match="1 weights for 2 members"):
+        parse_recipe({**RECIPE, "teacher": {**teacher, "weights": [1]}})
+    with pytest.raises(RecipeError, match="at least 2"):
+        parse_recipe({**RECIPE, "teacher": {**teacher, "members": [member]}})
+
+
+@pytest.mark.parametrize("method", ["born-again", "ema"])
+def test_self_distillation_from_a_recipe(tmp_path, method):
+    recipe = {k: v for k, v in RECIPE.items() if k != "teacher"}
+    recipe["self_distill"] = {"method": method, "generations": 3}
+    metrics = run_recipe(parse_recipe(recipe), tmp_path / method, progress=False)
+    assert {"teacher", "student", "baseline", "retention"} <= set(metrics)
+    assert metrics["teacher"]["params"] == metrics["student"]["params"]
+    if method == "born-again":
+        assert [g["generation"] for g in metrics["generations"]] == [1, 2, 3]
+        assert metrics["baseline"]["accuracy"] == pytest.approx(
+            metrics["generations"][0]["accuracy"])
+        assert metrics["student"]["accuracy"] == pytest.approx(
+            metrics["generations"][2]["accuracy"])
+
+
+def test_teacher_or_self_distillation_but_not_both():
+    with pytest.raises(RecipeError, match="give a \\[teacher\\] table, or a \\[self_distill\\]"):
+        parse_recipe({k: v for k, v in RECIPE.items() if k != "teacher"})
+    with pytest.raises(RecipeError, match="remove the \\[teacher\\] table"):
+        parse_recipe({**RECIPE, "self_distill": {"method": "ema"}})
+    with pytest.raises(RecipeError, match="generations"):
+        parse_recipe({**{k: v for k, v in RECIPE.items() if k != "teacher"},
+                      "self_distill": {"method": "born-again", "generations": 1}})
+
+
+def test_an_unlabeled_transfer_set_from_a_recipe(tmp_path, shared_cache, finished_run,
+                                                monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(shared_cache))
+    recipe = {**RECIPE, "data": {"dataset": "digits", "labeled": 0},
+              "train": {**RECIPE["train"], "epochs": 10}, "baseline": {"enabled": False}}
+    metrics = run_recipe(parse_recipe(recipe), tmp_path / "unlabeled", progress=False)
+    assert metrics["student"]["agreement"] > 0.5  # learned from the teacher's targets alone
+    with pytest.raises(RecipeError, match="labeled = 0 leaves no labels to train the"):
+        parse_recipe({**recipe, "baseline": {"enabled": True}})
+
+
 def test_diverging_run_leaves_error_and_checkpoint_but_no_metrics(tmp_path):
     recipe = parse_recipe({
         **RECIPE,

@@ -52,11 +52,14 @@ class ArrayDataset(TensorDataset):
         return self.subset(keep, f"{self.info.name} (labeled)")
 
     def with_scarce_labels(self, num_labeled: int, seed: int = 0) -> ArrayDataset:
-        """Keep ``num_labeled`` labels (balanced across classes), mark the rest unlabeled."""
+        """Keep ``num_labeled`` labels (balanced across classes), mark the rest unlabeled.
+
+        ``num_labeled=0`` makes the whole set an unlabeled transfer set (teacher targets only).
+        """
         available = int((self.labels != NO_LABEL).sum())
-        if not 0 < num_labeled <= available:
+        if not 0 <= num_labeled <= available:
             raise ValueError(
-                f"num_labeled must be in [1, {available}] (the labeled samples), got {num_labeled}"
+                f"num_labeled must be in [0, {available}] (the labeled samples), got {num_labeled}"
             )
         keep = balanced_indices(self.labels, num_labeled, seed)
         labels = torch.full_like(self.labels, NO_LABEL)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from distill.recipes.schema import Recipe, SavedSpec
+from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,10 +147,20 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
     data = recipe.data.model_copy(update={"root": fix(recipe.data.root)})
     updates: dict[str, Any] = {"data": data}
-    for role in ("teacher", "student"):
-        spec = getattr(recipe, role)
+    def fix_spec(spec: Any) -> Any:
+        if spec is None:
+            return None
+        changes: dict[str, Any] = {}
         if isinstance(spec, SavedSpec):
-            updates[role] = spec.model_copy(update={"path": fix(spec.path)})
+            changes["path"] = fix(spec.path)
+        if getattr(spec, "cache_path", None) is not None:
+            changes["cache_path"] = fix(spec.cache_path)
+        if isinstance(spec, TeacherEnsemble):
+            changes["members"] = [fix_spec(m) for m in spec.members]
+        return spec.model_copy(update=changes)
+
+    for role in ("teacher", "student"):
+        updates[role] = fix_spec(getattr(recipe, role))
     return recipe.model_copy(update=updates)
 
 

@@ -8,8 +8,6 @@ complete run; a failed run leaves ``error.txt`` and its last good checkpoint ins
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
 import platform
@@ -18,21 +16,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch.utils.data import TensorDataset
 
 from distill import __version__, atomic
-from distill.api import distill, train_model
-from distill.artifacts import load, save
+from distill.api import DistillResult, distill, train_model
+from distill.artifacts import save
 from distill.data import ArrayDataset, load_dataset
 from distill.evaluate.compare import compare
 from distill.losses.soft_targets import KDLoss
-from distill.paths import cache_dir
-from distill.recipes.schema import Recipe, SavedSpec, TrainSpec
+from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.schema import Recipe
+from distill.recipes.teacher_setup import (
+    TeacherSetup,
+    cached_outputs,
+    get_teacher,
+    teacher_fingerprint,
+)
 from distill.report.markdown import render_report
 from distill.report.plots import accuracy_vs_latency, training_curves
-from distill.runtime import seed_everything
-from distill.students.builders import build
-from distill.teachers import CachedTeacher, cache_teacher
+from distill.self_distillation import born_again
+from distill.teachers import EMATeacher
+
+__all__ = ["RunFolderError", "run_recipe", "teacher_fingerprint"]
 
 log = logging.getLogger("distill")
 FINAL_ARTIFACTS = ("metrics.json", "report.md", "student", "plots", "error.txt")
@@ -40,83 +45,6 @@ FINAL_ARTIFACTS = ("metrics.json", "report.md", "student", "plots", "error.txt")
 
 class RunFolderError(FileExistsError):
     """The output folder already holds a run and overwriting was not asked for."""
-
-
-def _train_kwargs(spec: TrainSpec) -> dict[str, Any]:
-    return dict(
-        epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
-        weight_decay=spec.weight_decay, schedule=spec.schedule, warmup_ratio=spec.warmup_ratio,
-        grad_clip=spec.grad_clip, seed=spec.seed, device=spec.device, num_threads=spec.threads,
-        augment=spec.augment,
-    )
-
-
-def _arch_kwargs(spec) -> dict[str, Any]:
-    keep = {"mlp": ("hidden", "dropout"),
-            "cnn": ("channels", "convs_per_stage", "head", "hidden", "dropout")}[spec.arch]
-    return {k: getattr(spec, k) for k in keep}
-
-
-def build_model(spec, info, seed: int) -> nn.Module:
-    """A fresh model from a spec (seeded), or a saved one loaded from its folder."""
-    if isinstance(spec, SavedSpec):
-        return load(spec.path).train()
-    seed_everything(seed)
-    return build(
-        spec.arch, input_shape=info.input_shape, num_classes=info.num_classes, **_arch_kwargs(spec)
-    )
-
-
-# how the teacher's outputs are delivered, not what the teacher is
-OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path")
-
-
-def teacher_fingerprint(recipe: Recipe) -> str:
-    # what changes the trained weights; not how many threads computed them
-    teacher = recipe.teacher.model_dump(
-        mode="json", exclude={**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}}
-    )
-    data = recipe.data.model_dump(mode="json", include={"dataset"})
-    blob = json.dumps({"v": 1, "teacher": teacher, "data": data}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progress) -> tuple:
-    """The recipe's teacher, where it is saved (if anywhere), and its training history."""
-    spec = recipe.teacher
-    if isinstance(spec, SavedSpec):
-        return load(spec.path), spec.path, []
-    folder = cache_dir() / "teachers" / teacher_fingerprint(recipe)
-    if spec.cache and (folder / "config.json").is_file():
-        log.info("teacher: reusing %s", folder)
-        return load(folder), folder, []
-    log.info("teacher: training %s (%d epochs)", spec.arch, spec.train.epochs)
-    model = build_model(spec, train.info, spec.train.seed)
-    result = train_model(
-        model, train, eval=test, progress=progress,
-        description="teacher", **_train_kwargs(spec.train),
-    )
-    if not spec.cache:
-        return model.eval(), None, result.history
-    save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
-    log.info("teacher: %.2f%% test accuracy, cached in %s", 100 * result.metrics["accuracy"],
-             folder)
-    return model.eval(), folder, result.history
-
-
-def cached_outputs(recipe: Recipe, teacher, data, progress) -> CachedTeacher:
-    """The teacher's outputs on the training set, from disk (built or resumed when needed)."""
-    spec = recipe.teacher
-    kind = f"top{spec.top_k}" if spec.top_k else "dense"
-    managed = spec.cache_path is None
-    path = spec.cache_path or (
-        cache_dir() / "teacher-outputs"
-        / f"{teacher_fingerprint(recipe)}-{recipe.data.dataset}-train-{kind}-{spec.cache_dtype}"
-    )
-    log.info("teacher outputs: %s", path)
-    # a folder distill manages is rebuilt when stale; one the user named is never overwritten
-    return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
-                         progress=progress, overwrite=managed, source=teacher)
 
 
 def environment() -> dict[str, Any]:
@@ -166,38 +94,46 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     options = {"root": data.root} if data.root is not None and data.dataset != "digits" else {}
     train = load_dataset(data.dataset, "train", **options)
     test = load_dataset(data.dataset, "test", **options)
-    student_train = train.with_scarce_labels(data.labeled) if data.labeled else train
-
-    teacher, teacher_path, teacher_history = get_teacher(recipe, train, test, progress)
-    student = build_model(recipe.student, train.info, recipe.train.seed)
-    log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
-             recipe.loss.temperature, recipe.loss.alpha)
+    student_train = train
+    if data.labeled == 0:  # no labels at all: the soft-target term alone, unweighted
+        student_train = TensorDataset(train.inputs)
+    elif data.labeled is not None:
+        student_train = train.with_scarce_labels(data.labeled)
     loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
-    signal = teacher
-    if recipe.teacher.outputs == "cached":
-        signal = cached_outputs(recipe, teacher, student_train, progress)
-    distilled = distill(
-        signal, student, student_train, eval=test, loss=loss,
-        checkpoint_dir=out / "checkpoints" / "student", progress=progress,
-        precompute_teacher=recipe.teacher.outputs == "precomputed",
-        **_train_kwargs(recipe.train),
-    )
-    histories = {"teacher": teacher_history, "student": distilled.history}
-    baseline = None
-    if recipe.baseline.enabled:
-        baseline = build_model(recipe.student, train.info, recipe.train.seed)
-        spec = recipe.baseline.train or recipe.train
-        log.info("baseline: the same student on hard labels (%d epochs)", spec.epochs)
-        fitted = train_model(
-            baseline, student_train.labeled(), eval=test,
-            progress=progress, description="baseline", **_train_kwargs(spec),
+    checkpoints = out / "checkpoints" / "student"
+
+    if recipe.self_distill is not None:
+        setup, student, distilled, baseline, histories = _self_distill(
+            recipe, student_train, test, loss, checkpoints, progress)
+    else:
+        setup = get_teacher(recipe, train, test, progress)
+        student = build_model(recipe.student, train.info, recipe.train.seed)
+        log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
+                 recipe.loss.temperature, recipe.loss.alpha)
+        signal: Any = setup.module
+        if recipe.teacher.outputs == "cached":
+            signal = cached_outputs(recipe, setup.module, student_train, progress)
+        distilled = distill(
+            signal, student, student_train, eval=test, loss=loss, checkpoint_dir=checkpoints,
+            progress=progress, precompute_teacher=recipe.teacher.outputs == "precomputed",
+            **train_kwargs(recipe.train),
         )
-        histories["baseline"] = fitted.history
+        histories = {"teacher": setup.history, "student": distilled.history}
+        baseline = None
+        if recipe.baseline.enabled:
+            baseline = build_model(recipe.student, train.info, recipe.train.seed)
+            spec = recipe.baseline.train or recipe.train
+            log.info("baseline: the same student on hard labels (%d epochs)", spec.epochs)
+            fitted = train_model(
+                baseline, student_train.labeled(), eval=test,
+                progress=progress, description="baseline", **train_kwargs(spec),
+            )
+            histories["baseline"] = fitted.history
 
     ev = recipe.evaluate
     log.info("evaluating side by side (latency with %d thread(s))", ev.threads)
     metrics: dict[str, Any] = compare(
-        teacher, student, test, baseline=baseline, batch_sizes=ev.batch_sizes,
+        setup.module, student, test, baseline=baseline, batch_sizes=ev.batch_sizes,
         threads=ev.threads, latency_repeats=ev.latency_repeats,
     )
     metrics.update(
@@ -206,8 +142,12 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
         environment=environment(),
         history=histories,
         recipe=recipe.model_dump(mode="json"),
-        teacher_path=str(teacher_path) if teacher_path else None,
+        teacher_path=str(setup.path) if setup.path else None,
     )
+    if setup.members:
+        metrics["teacher_members"] = setup.members
+    if "generations" in distilled.metrics:
+        metrics["generations"] = distilled.metrics["generations"]
     save(student, out / "student", metadata={"accuracy": metrics["student"].get("accuracy")})
     plots = {
         "accuracy against latency": "plots/accuracy_vs_latency.png",
@@ -218,3 +158,45 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     atomic.write_text(out / "report.md", render_report(metrics, recipe_text, plots))
     atomic.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _self_distill(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, loss: KDLoss,
+                  checkpoints: Path, progress) -> tuple:
+    """The student's own architecture as its teacher: born-again generations or an EMA.
+
+    Returns the teacher (to measure), the student, its result, the hard-label baseline and
+    the training histories.
+    """
+    spec, info = recipe.self_distill, train.info
+    settings = train_kwargs(recipe.train)
+    if spec.method == "ema":
+        student = build_model(recipe.student, info, recipe.train.seed)
+        ema = EMATeacher(student, decay=spec.decay)
+        log.info("student: distilling from its moving average (decay %g, %d epochs)",
+                 spec.decay, recipe.train.epochs)
+        distilled = distill(ema, student, train, eval=test, loss=loss,
+                            checkpoint_dir=checkpoints, progress=progress, **settings)
+        histories = {"student": distilled.history}
+        baseline = None
+        if recipe.baseline.enabled:
+            baseline = build_model(recipe.student, info, recipe.train.seed)
+            fitted = train_model(baseline, train.labeled(), eval=test, progress=progress,
+                                 description="baseline", **train_kwargs(
+                                     recipe.baseline.train or recipe.train))
+            histories["baseline"] = fitted.history
+        return TeacherSetup(ema.module.eval()), student, distilled, baseline, histories
+
+    log.info("born-again: %d generations of the student's architecture", spec.generations)
+    results: list[DistillResult] = born_again(
+        lambda: build_model(recipe.student, info, seed=None), train, generations=spec.generations,
+        eval=test, loss=loss, progress=progress, **{**settings, "seed": recipe.train.seed},
+    )
+    first, teacher, last = results[0], results[-2], results[-1]
+    last.metrics["generations"] = [
+        {"generation": r.metrics["generation"], "accuracy": r.metrics.get("accuracy")}
+        for r in results
+    ]
+    histories = {"teacher": teacher.history, "student": last.history,
+                 "baseline": first.history}
+    # generation 1 learned from labels alone: it is the hard-label baseline
+    return TeacherSetup(teacher.student), last.student, last, first.student, histories

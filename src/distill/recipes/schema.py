@@ -88,18 +88,18 @@ class TeacherOutputs(Section):
         return self
 
 
-class TrainedTeacher(TeacherOutputs):
+class Trained(Section):
     """A teacher trained by the recipe itself, and reused from the cache when unchanged."""
 
     cache: bool = True
     train: TrainSpec = TrainSpec()
 
 
-class TeacherMLP(MLPSpec, TrainedTeacher):
+class TeacherMLP(MLPSpec, Trained, TeacherOutputs):
     pass
 
 
-class TeacherCNN(CNNSpec, TrainedTeacher):
+class TeacherCNN(CNNSpec, Trained, TeacherOutputs):
     pass
 
 
@@ -107,18 +107,55 @@ class TeacherSaved(SavedSpec, TeacherOutputs):
     pass
 
 
+class MemberMLP(MLPSpec, Trained):
+    pass
+
+
+class MemberCNN(CNNSpec, Trained):
+    pass
+
+
 def _arch_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         if "arch" in value:
             return value["arch"]
+        if "members" in value:
+            return "ensemble"
         return "saved" if "path" in value else None
     return getattr(value, "arch", None)
+
+
+MemberSpec = Annotated[
+    Annotated[MemberMLP, Tag("mlp")]
+    | Annotated[MemberCNN, Tag("cnn")]
+    | Annotated[SavedSpec, Tag("saved")],
+    Discriminator(_arch_tag),
+]
+
+
+class TeacherEnsemble(TeacherOutputs):
+    """Several teachers combined: ``[[teacher.members]]`` tables, each trained or saved."""
+
+    arch: Literal["ensemble"] = "ensemble"
+    members: list[MemberSpec] = Field(min_length=2)
+    combine: Literal["probs", "logits"] = "probs"
+    weights: list[NonNegativeFloat] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> TeacherEnsemble:
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ValueError(
+                f"{len(self.weights)} weights for {len(self.members)} members: give one weight "
+                "per member, or none for equal weights"
+            )
+        return self
 
 
 TeacherSpec = Annotated[
     Annotated[TeacherMLP, Tag("mlp")]
     | Annotated[TeacherCNN, Tag("cnn")]
-    | Annotated[TeacherSaved, Tag("saved")],
+    | Annotated[TeacherSaved, Tag("saved")]
+    | Annotated[TeacherEnsemble, Tag("ensemble")],
     Discriminator(_arch_tag),
 ]
 StudentSpec = Annotated[
@@ -132,8 +169,9 @@ StudentSpec = Annotated[
 class DataSpec(Section):
     dataset: Literal["fashion-mnist", "digits"]
     root: Path | None = None
-    labeled: PositiveInt | None = None
-    """Keep only this many labels (balanced); the rest of the training set becomes unlabeled."""
+    labeled: NonNegativeInt | None = None
+    """Keep only this many labels (balanced); the rest of the training set becomes unlabeled
+    (0: the student learns from the teacher's soft targets alone)."""
 
 
 class LossSpec(Section):
@@ -149,6 +187,18 @@ class BaselineSpec(Section):
     train: TrainSpec | None = None
 
 
+class SelfDistillSpec(Section):
+    """The student's own architecture as its teacher: no ``[teacher]`` table.
+
+    ``born-again``: generation 1 learns from labels, each later generation from the one
+    before; ``ema``: the teacher is a moving average of the student's weights.
+    """
+
+    method: Literal["born-again", "ema"]
+    generations: Annotated[int, Field(ge=2)] = 2
+    decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.99
+
+
 class EvaluateSpec(Section):
     threads: PositiveInt = 1
     batch_sizes: list[PositiveInt] = Field(default=[1, 64], min_length=1)
@@ -158,7 +208,8 @@ class EvaluateSpec(Section):
 class Recipe(Section):
     name: str | None = None
     data: DataSpec
-    teacher: TeacherSpec
+    teacher: TeacherSpec | None = None
+    self_distill: SelfDistillSpec | None = None
     student: StudentSpec
     loss: LossSpec = LossSpec()
     train: TrainSpec = TrainSpec()
@@ -167,6 +218,22 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
+        if (self.teacher is None) == (self.self_distill is None):
+            raise ValueError(
+                "give a [teacher] table, or a [self_distill] table for a student that is its "
+                "own teacher (not both)"
+                if self.teacher is None
+                else "[self_distill] trains the student's own architecture as its teacher; "
+                "remove the [teacher] table"
+            )
+        if self.data.labeled == 0 and (self.baseline.enabled or self.self_distill is not None):
+            raise ValueError(
+                "[data] labeled = 0 leaves no labels to train "
+                + ("the [baseline] on; set [baseline] enabled = false"
+                   if self.self_distill is None else "the first [self_distill] generation on")
+            )
+        if self.teacher is None:
+            return self
         outputs = self.teacher.outputs
         if outputs in ("precomputed", "cached") and self.train.augment != "none":
             raise ValueError(

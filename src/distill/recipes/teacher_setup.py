@@ -1,0 +1,98 @@
+"""Getting a recipe's teacher: trained once and cached, loaded from a folder, or an ensemble;
+and, when asked, its outputs stored on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from distill.api import train_model
+from distill.artifacts import load, save
+from distill.data import ArrayDataset
+from distill.paths import cache_dir
+from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
+from distill.teachers import CachedTeacher, Ensemble, cache_teacher
+
+log = logging.getLogger("distill")
+
+# how the teacher's outputs are delivered, not what the teacher is
+OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path")
+_WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}}
+
+
+@dataclass
+class TeacherSetup:
+    module: nn.Module
+    path: Path | None = None  # where the teacher is saved, if anywhere
+    history: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's members
+
+
+def spec_fingerprint(spec: Any, dataset: str) -> str:
+    """What changes a teacher's trained weights; not threads, not how its outputs are used."""
+    exclude: dict[str, Any] = dict(_WEIGHTS_ONLY)
+    if isinstance(spec, TeacherEnsemble):
+        exclude["members"] = {"__all__": _WEIGHTS_ONLY}
+    teacher = spec.model_dump(mode="json", exclude=exclude)
+    blob = json.dumps({"v": 1, "teacher": teacher, "data": {"dataset": dataset}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def teacher_fingerprint(recipe: Recipe) -> str:
+    return spec_fingerprint(recipe.teacher, recipe.data.dataset)
+
+
+def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, progress,
+             name: str) -> TeacherSetup:
+    if isinstance(spec, SavedSpec):
+        return TeacherSetup(load(spec.path).eval(), spec.path)
+    folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
+    if spec.cache and (folder / "config.json").is_file():
+        log.info("%s: reusing %s", name, folder)
+        return TeacherSetup(load(folder).eval(), folder)
+    log.info("%s: training %s (%d epochs)", name, spec.arch, spec.train.epochs)
+    model = build_model(spec, train.info, spec.train.seed)
+    result = train_model(model, train, eval=test, progress=progress, description=name,
+                         **train_kwargs(spec.train))
+    if not spec.cache:
+        return TeacherSetup(model.eval(), None, result.history)
+    save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
+    log.info("%s: %.2f%% test accuracy, cached in %s", name, 100 * result.metrics["accuracy"],
+             folder)
+    return TeacherSetup(model.eval(), folder, result.history)
+
+
+def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progress) -> TeacherSetup:
+    """The recipe's teacher: one model, or an ensemble measured and used as one."""
+    spec, dataset = recipe.teacher, recipe.data.dataset
+    if not isinstance(spec, TeacherEnsemble):
+        return _trained(spec, dataset, train, test, progress, "teacher")
+    parts = [
+        _trained(member, dataset, train, test, progress, f"teacher member {i + 1}")
+        for i, member in enumerate(spec.members)
+    ]
+    module = Ensemble([p.module for p in parts], combine=spec.combine, weights=spec.weights)
+    members = [{"path": str(p.path) if p.path else None} for p in parts]
+    return TeacherSetup(module.eval(), None, parts[0].history, members)
+
+
+def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> CachedTeacher:
+    """The teacher's outputs on the training set, from disk (built or resumed when needed)."""
+    spec = recipe.teacher
+    kind = f"top{spec.top_k}" if spec.top_k else "dense"
+    managed = spec.cache_path is None
+    path = spec.cache_path or (
+        cache_dir() / "teacher-outputs"
+        / f"{teacher_fingerprint(recipe)}-{recipe.data.dataset}-train-{kind}-{spec.cache_dtype}"
+    )
+    log.info("teacher outputs: %s", path)
+    # a folder distill manages is rebuilt when stale; one the user named is never overwritten
+    return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
+                         progress=progress, overwrite=managed, source=teacher)
