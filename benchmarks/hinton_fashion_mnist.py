@@ -120,7 +120,7 @@ def get_teacher(train_settings: dict, threads: int, limit: int | None) -> tuple[
         train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
         if limit:
             train = train.subset(torch.arange(limit))
-        torch.manual_seed(0)
+        torch.manual_seed(train_settings.get("seed", 0))  # other seeds: ensemble members
         model = distill.build_cnn((1, 28, 28), 10, **TEACHER)
         started = time.perf_counter()
         result = distill.train_model(model, train, eval=test, num_threads=threads,

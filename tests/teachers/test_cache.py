@@ -81,6 +81,8 @@ def test_topk_cache_keeps_indices_values_and_rest(tmp_path, teacher, data, logit
     assert torch.equal(got.indices, want.indices)
     torch.testing.assert_close(got.logits, want.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.rest, want.rest, rtol=1e-4, atol=1e-6)
+    # per row: 3 indices (uint16 for a small vocabulary), 3 float32 logits, 1 float32 rest
+    assert cache.stored_bytes() == len(data) * (3 * 2 + 3 * 4 + 4)
     files = sorted(p.name for p in cache.path.glob("*.npy"))
     assert files[:3] == ["shard-00000.indices.npy", "shard-00000.logits.npy",
                          "shard-00000.rest.npy"]

@@ -222,7 +222,7 @@ class _Writer:
             arrays = {"logits": out}
         else:
             targets = TopKTargets.from_logits(out, min(self.top_k, out.shape[-1]))
-            arrays = {"indices": targets.indices.int(), "logits": targets.logits,
+            arrays = {"indices": targets.indices, "logits": targets.logits,
                       "rest": targets.rest}
         if self.dtype is np.float16 and float(arrays["logits"].abs().max()) > FLOAT16_MAX:
             raise ValueError(
@@ -231,6 +231,9 @@ class _Writer:
             )
         result = {k: v.numpy() for k, v in arrays.items()}
         result["logits"] = result["logits"].astype(self.dtype)
+        if "indices" in result:  # 2 bytes per index for vocabularies up to 65,536
+            index_type = np.uint16 if m["vocab_size"] <= 1 << 16 else np.int32
+            result["indices"] = result["indices"].astype(index_type)
         return result
 
     def _add(self, arrays: dict[str, np.ndarray]) -> None:

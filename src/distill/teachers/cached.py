@@ -82,6 +82,10 @@ class CachedTeacher:
     def fingerprint(self) -> str:
         return str(self.manifest["fingerprint"]["teacher"])
 
+    def stored_bytes(self) -> int:
+        """Bytes of stored targets (without file headers): what the cache costs per row."""
+        return sum(a.nbytes for shard in self._arrays for a in shard.values())
+
     def check_data(self, data: Any) -> None:
         """Refuse training data that cannot be the data the cache was built on."""
         if isinstance(data, torch.utils.data.DataLoader) or not hasattr(data, "__len__"):
@@ -119,7 +123,7 @@ class CachedTeacher:
         if self.kind == "dense":
             return torch.from_numpy(rows["logits"]).float().to(device)
         return TopKTargets(
-            torch.from_numpy(rows["indices"]).long(),
+            torch.from_numpy(rows["indices"].astype(np.int64)),
             torch.from_numpy(rows["logits"]).float(),
             torch.from_numpy(rows["rest"]).float(),
             self.vocab_size,

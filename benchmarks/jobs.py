@@ -1,0 +1,78 @@
+"""Resumable benchmark jobs: run side by side, one torch thread each, recorded as they finish.
+
+Each finished job is appended to a JSON-lines log keyed by its settings, so a benchmark that is
+interrupted (or extended with more seeds) redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def job_key(job: dict[str, Any]) -> str:
+    return json.dumps(job, sort_keys=True)
+
+
+def finished(log: Path) -> dict[str, dict[str, Any]]:
+    """Results recorded by earlier runs; a torn last line is skipped."""
+    done: dict[str, dict[str, Any]] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                done[entry["key"]] = entry["result"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
+def run_jobs(
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    log: Path,
+    processes: int,
+) -> list[dict[str, Any]]:
+    """``fn(job)`` for every job not yet in ``log``; results in the order of ``jobs``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = finished(log)
+    todo = [job for job in jobs if job_key(job) not in done]
+    print(f"{len(jobs)} jobs ({len(jobs) - len(todo)} done earlier) on {processes} processes",
+          flush=True)
+    if todo:
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_one_thread, fn, job): job for job in todo}
+            for future in as_completed(futures):
+                job, result = futures[future], future.result()
+                done[job_key(job)] = result
+                with log.open("a") as f:
+                    f.write(json.dumps({"key": job_key(job), "result": result}) + "\n")
+                print(f"{job} -> {_short(result)}", flush=True)
+    return [done[job_key(job)] for job in jobs]
+
+
+def _one_thread(fn, job):
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    result = fn(job)
+    result.setdefault("seconds", time.perf_counter() - started)
+    return result
+
+
+def _short(result: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in result.items() if not isinstance(v, list | dict))
+
+
+def machine(processes: int) -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "threads_per_job": 1, "jobs": processes, "torch": torch.__version__}
