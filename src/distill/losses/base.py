@@ -73,3 +73,13 @@ def masked_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -10
             f"(labels must be in [0, {num_classes - 1}] or {ignore_index} for 'no label')"
         )
     return nn.functional.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index)
+
+
+def masked_mean(per_position: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over the positions ``mask`` keeps (all without a mask); zero, not NaN, if none."""
+    if mask is None:
+        return per_position.mean()
+    keep = mask.reshape(-1).bool()
+    if not bool(keep.any()):
+        return per_position.sum() * 0.0
+    return per_position[keep].mean()

@@ -10,6 +10,7 @@ from distill.losses.base import (
     check_labels,
     check_logits,
     masked_cross_entropy,
+    masked_mean,
 )
 from distill.losses.topk import topk_soft_target_kl
 from distill.teachers.targets import TopKTargets
@@ -32,12 +33,7 @@ def soft_target_kl(
     teacher_logits = teacher_logits.detach()  # targets: never backpropagate into the teacher
     t = F.log_softmax(teacher_logits.reshape(-1, classes).float() / temperature, dim=-1)
     per_position = (t.exp() * (t - s)).sum(dim=-1)
-    if mask is not None:
-        keep = mask.reshape(-1).bool()
-        if not bool(keep.any()):
-            return per_position.sum() * 0.0
-        per_position = per_position[keep]
-    return per_position.mean()
+    return masked_mean(per_position, mask)
 
 
 class KDLoss(DistillationLoss):

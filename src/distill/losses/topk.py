@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from distill.losses.base import masked_mean
 from distill.teachers.targets import TopKTargets
 
 
@@ -32,9 +33,4 @@ def topk_soft_target_kl(
     # buckets the teacher gives no mass add nothing (0 * log 0 = 0), and no NaN either
     log_p = torch.where(p > 0, log_p, torch.zeros_like(log_p))
     per_position = (p * (log_p - log_q_buckets)).sum(-1)
-    if mask is not None:
-        keep = mask.reshape(-1).bool()
-        if not bool(keep.any()):
-            return per_position.sum() * 0.0
-        per_position = per_position[keep]
-    return per_position.mean()
+    return masked_mean(per_position, mask)

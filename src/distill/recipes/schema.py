@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -125,12 +125,15 @@ def _arch_tag(value: Any) -> str | None:
     return getattr(value, "arch", None)
 
 
-MemberSpec = Annotated[
-    Annotated[MemberMLP, Tag("mlp")]
-    | Annotated[MemberCNN, Tag("cnn")]
-    | Annotated[SavedSpec, Tag("saved")],
-    Discriminator(_arch_tag),
-]
+def _by_arch(**choices: type) -> Any:
+    """A union of tables told apart by their ``arch`` (or, for saved models, ``path``)."""
+    return Annotated[
+        Union[tuple(Annotated[spec, Tag(arch)] for arch, spec in choices.items())],  # noqa: UP007
+        Discriminator(_arch_tag),
+    ]
+
+
+MemberSpec = _by_arch(mlp=MemberMLP, cnn=MemberCNN, saved=SavedSpec)
 
 
 class TeacherEnsemble(TeacherOutputs):
@@ -151,19 +154,9 @@ class TeacherEnsemble(TeacherOutputs):
         return self
 
 
-TeacherSpec = Annotated[
-    Annotated[TeacherMLP, Tag("mlp")]
-    | Annotated[TeacherCNN, Tag("cnn")]
-    | Annotated[TeacherSaved, Tag("saved")]
-    | Annotated[TeacherEnsemble, Tag("ensemble")],
-    Discriminator(_arch_tag),
-]
-StudentSpec = Annotated[
-    Annotated[MLPSpec, Tag("mlp")]
-    | Annotated[CNNSpec, Tag("cnn")]
-    | Annotated[SavedSpec, Tag("saved")],
-    Discriminator(_arch_tag),
-]
+TeacherSpec = _by_arch(mlp=TeacherMLP, cnn=TeacherCNN, saved=TeacherSaved,
+                       ensemble=TeacherEnsemble)
+StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec)
 
 
 class DataSpec(Section):
