@@ -24,3 +24,17 @@ class TeacherSignal(Protocol):
     def for_evaluation(self) -> TeacherSignal | None:
         """A signal that can label *any* data (e.g. a held-out set), or None if it cannot."""
         ...
+
+
+def require_indices(indices: Tensor | None, what: str) -> Tensor:
+    """Stored teacher outputs are rows by sample index: a batch must say which samples it holds."""
+    if indices is None:
+        raise ValueError(
+            f"{what} teacher outputs are looked up by sample index: pass the training data as a "
+            "Dataset (not a DataLoader) so distill knows each batch's indices"
+        )
+    return indices.cpu()
+
+
+def device_of(inputs: Inputs) -> torch.device:
+    return inputs.device if isinstance(inputs, Tensor) else next(iter(inputs.values())).device

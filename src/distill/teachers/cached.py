@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from distill.batches import Inputs
+from distill.teachers.base import device_of, require_indices
 from distill.teachers.fingerprint import data_fingerprint, describe_changes, teacher_fingerprint
 from distill.teachers.store import (
     CacheError,
@@ -113,13 +114,8 @@ class CachedTeacher:
         return out
 
     def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor | TopKTargets:
-        if indices is None:
-            raise ValueError(
-                "cached teacher outputs are looked up by sample index: pass the training "
-                "data as a Dataset (not a DataLoader) so distill knows each batch's indices"
-            )
-        rows = self._gather(indices.cpu().numpy().astype(np.int64))
-        device = inputs.device if isinstance(inputs, Tensor) else next(iter(inputs.values())).device
+        rows = self._gather(require_indices(indices, "cached").numpy().astype(np.int64))
+        device = device_of(inputs)
         if self.kind == "dense":
             return torch.from_numpy(rows["logits"]).float().to(device)
         return TopKTargets(

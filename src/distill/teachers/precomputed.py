@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from distill.batches import Inputs
+from distill.teachers.base import device_of, require_indices
 
 
 class PrecomputedTeacher:
@@ -46,14 +47,7 @@ class PrecomputedTeacher:
         return cls(outputs.logits, source=teacher)
 
     def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor:
-        if indices is None:
-            raise ValueError(
-                "precomputed teacher outputs are looked up by sample index: pass the training "
-                "data as a Dataset (not a DataLoader) so distill knows each batch's indices"
-            )
-        rows = self.table[indices.cpu()]
-        device = inputs.device if isinstance(inputs, Tensor) else next(iter(inputs.values())).device
-        return rows.to(device)
+        return self.table[require_indices(indices, "precomputed")].to(device_of(inputs))
 
     def to(self, device: torch.device | str) -> PrecomputedTeacher:
         if self.source is not None:
