@@ -121,15 +121,16 @@ def mean_std(values: list[float]) -> dict[str, float]:
 def markdown(record: dict) -> str:
     teacher = record["teacher_held_out"]
     out = ["| student learns from | bytes per token | held-out perplexity | KL to teacher "
-           "| top-1 agreement |", "|---|---:|---:|---:|---:|",
-           f"| (teacher itself) | – | {teacher['perplexity']:.1f} | 0 | 100% |"]
+           "| top-1 agreement | training tokens/s |", "|---|---:|---:|---:|---:|---:|",
+           f"| (the teacher itself) | – | {teacher['perplexity']:.1f} | 0 | 100% | – |"]
     for name, row in record["rows"].items():
         size = "–" if row["bytes_per_token"] is None else f"{row['bytes_per_token']:,.0f}"
         kl = row["kl_to_teacher"]
         agree = row["agreement"]
         out.append(f"| {name} | {size} | {row['perplexity']['mean']:.1f} ± "
                    f"{row['perplexity']['std']:.1f} | {kl['mean']:.3f} ± {kl['std']:.3f} | "
-                   f"{100 * agree['mean']:.1f} ± {100 * agree['std']:.1f}% |")
+                   f"{100 * agree['mean']:.1f} ± {100 * agree['std']:.1f}% | "
+                   f"{row['tokens_per_second']['mean']:.0f} |")
     return "\n".join(out)
 
 
