@@ -11,7 +11,14 @@ from distill.api import DistillResult, distill, train_model
 from distill.artifacts import load, save
 from distill.engine import Callback, NonFiniteLossError, TrainConfig
 from distill.evaluate import compare, evaluate_models, measure_latency
-from distill.losses import DistillationLoss, HardLabelLoss, KDLoss
+from distill.losses import (
+    AttentionLoss,
+    CombinedLoss,
+    DistillationLoss,
+    HardLabelLoss,
+    HiddenStateLoss,
+    KDLoss,
+)
 from distill.self_distillation import born_again
 from distill.students import build, build_cnn, build_mlp
 from distill.teachers import (
@@ -26,14 +33,17 @@ from distill.teachers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionLoss",
     "CachedTeacher",
     "Callback",
+    "CombinedLoss",
     "DistillResult",
     "DistillationLoss",
     "EMATeacher",
     "Ensemble",
     "EnsembleTeacher",
     "HardLabelLoss",
+    "HiddenStateLoss",
     "KDLoss",
     "NonFiniteLossError",
     "TopKTargets",

@@ -52,8 +52,16 @@ def save(
     kwargs: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to the folder ``path`` atomically (all of it, or nothing)."""
+    """Write ``model`` to the folder ``path`` atomically (all of it, or nothing).
+
+    Hugging Face models are written as ``save_pretrained`` folders (see
+    :func:`distill.hf.save_pretrained`), which ``transformers`` opens without distill.
+    """
     path = Path(path)
+    if architecture is None and _is_hf(model):
+        from distill.hf.io import save_pretrained
+
+        return save_pretrained(model, path, metadata=metadata)
     spec = _spec_of(model, architecture, kwargs)
     config = {
         "format": FORMAT,
@@ -106,8 +114,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
-    """Rebuild a saved model and load its weights; returned in eval mode."""
+    """Rebuild a saved model and load its weights; returned in eval mode.
+
+    A Hugging Face folder (its config.json names ``architectures``) loads with transformers.
+    """
     path = Path(path)
+    hf_class = _hf_architecture(path)
+    if hf_class is not None:
+        return _load_hf(path, hf_class).to(device).eval()
     config = read_config(path)
     weights = path / WEIGHTS
     if not weights.is_file():
@@ -131,3 +145,29 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
     if not hasattr(model, "distill_spec"):
         model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"]}
     return model.to(device).eval()
+
+
+def _is_hf(model: nn.Module) -> bool:
+    from distill.hf.io import is_hf_model
+
+    return is_hf_model(model)
+
+
+def _hf_architecture(path: Path) -> str | None:
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # read_config reports it
+    if isinstance(config, dict) and "format" not in config and config.get("architectures"):
+        return str(config["architectures"][0])
+    return None
+
+
+def _load_hf(path: Path, class_name: str) -> nn.Module:
+    from distill.hf.io import require_transformers
+
+    transformers = require_transformers()
+    cls = getattr(transformers, class_name, None)
+    if cls is None:
+        raise ArtifactError(f"{path / CONFIG}: transformers has no model class {class_name!r}")
+    return cls.from_pretrained(str(path))

@@ -59,10 +59,17 @@ class TrainConfig:
         return d
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, extra: nn.Module | None = None
+) -> torch.optim.Optimizer:
+    """The student's trainable parameters, plus ``extra``'s (a loss's training-only parts,
+    e.g. layer projections: trained with the student, never saved with it)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the student has no trainable parameters")
+    if extra is not None:
+        own = {id(p) for p in params}
+        params += [p for p in extra.parameters() if p.requires_grad and id(p) not in own]
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,

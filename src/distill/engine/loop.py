@@ -142,6 +142,7 @@ class _Run:
         self.description, self.channels_last = description, channels_last
         self.device = torch.device(config.device)
         model.to(self.device)
+        loss.to(self.device)
         if signal is not None:
             check_data = getattr(signal, "check_data", None)
             if check_data is not None:
@@ -149,7 +150,7 @@ class _Run:
             signal.to(self.device)
         self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed)
         steps_per_epoch = len(self.batches)
-        self.optimizer = make_optimizer(model, config)
+        self.optimizer = make_optimizer(model, config, extra=loss)
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * steps_per_epoch)
         self.state = FitState(model=model, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
         self.hooks = [ProgressBar(description, config.progress), *callbacks]

@@ -1,0 +1,76 @@
+"""Text tokenized once into tensors: a dataset the engine, the evaluators and caches all read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from distill.data.base import DatasetInfo
+
+
+class TokenizedText(Dataset):
+    """Samples are dicts of the tokenizer's tensors (``input_ids``, ``attention_mask``, …) and,
+    for labeled text, ``labels``; Hugging Face models take them as keyword arguments."""
+
+    def __init__(self, encodings: dict[str, Tensor], labels: Tensor | None, info: DatasetInfo):
+        sizes = {k: len(v) for k, v in encodings.items()}
+        if labels is not None:
+            sizes["labels"] = len(labels)
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"tokenized fields differ in length: {sizes}")
+        if "input_ids" not in encodings:
+            raise ValueError(f"encodings need 'input_ids'; got {sorted(encodings)}")
+        self.encodings, self.labels, self.info = encodings, labels, info
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        tokenizer: Any,
+        labels: Sequence[int] | Tensor | None = None,
+        *,
+        max_length: int = 64,
+        num_classes: int | None = None,
+        name: str = "text",
+    ) -> TokenizedText:
+        """Tokenize ``texts`` padded/truncated to ``max_length`` tokens."""
+        texts = list(texts)
+        if not texts:
+            raise ValueError(f"{name}: no texts to tokenize")
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"{name}: text {bad} is a {type(texts[bad]).__name__}, not a str")
+        encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
+                            return_tensors="pt")
+        label_tensor = None
+        if labels is not None:
+            label_tensor = torch.as_tensor(labels, dtype=torch.long)
+            if num_classes is None:
+                num_classes = int(label_tensor.max()) + 1
+        info = DatasetInfo(name, (max_length,), num_classes or 0)
+        return cls(dict(encoded), label_tensor, info)
+
+    def __len__(self) -> int:
+        return len(self.encodings["input_ids"])
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        sample = {k: v[index] for k, v in self.encodings.items()}
+        if self.labels is not None:
+            sample["labels"] = self.labels[index]
+        return sample
+
+    def subset(self, indices: Tensor | Sequence[int], name: str | None = None) -> TokenizedText:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        labels = self.labels[index] if self.labels is not None else None
+        info = self.info if name is None else DatasetInfo(
+            name, self.info.input_shape, self.info.num_classes, self.info.class_names
+        )
+        return TokenizedText({k: v[index] for k, v in self.encodings.items()}, labels, info)
+
+    def unlabeled(self) -> TokenizedText:
+        """The same text without labels: a transfer set for the teacher's targets alone."""
+        return TokenizedText(self.encodings, None, self.info)
