@@ -77,3 +77,8 @@ def reviews(tokenizer):
     texts, labels = sentiment_texts(32, 1)
     test = TokenizedText.from_texts(texts, tokenizer, labels, max_length=8, name="test")
     return train, test
+
+
+@pytest.fixture(scope="session")
+def reviews_texts():
+    return sentiment_texts(96, 0)

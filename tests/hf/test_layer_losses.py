@@ -23,7 +23,7 @@ def test_hidden_state_loss_is_zero_for_an_exact_copy_and_positive_otherwise(make
     for kind in ("cosine", "mse"):
         loss = HiddenStateLoss(same, teacher, {0: 0, 1: 1}, kind=kind)
         assert float(loss(_run(same, teacher, ids))) == pytest.approx(0.0, abs=1e-6)
-        loss.remove_hooks()
+        loss.release()
     other = make_bert(layers=2, seed=1)
     loss = HiddenStateLoss(other, teacher, {0: 0, 1: 1})
     assert float(loss(_run(other, teacher, ids))) > 0.01

@@ -4,9 +4,12 @@ from distill.data.augment import FlipShift, make_augmentation
 from distill.data.base import NO_LABEL, ArrayDataset, DatasetInfo
 from distill.data.digits import load_digits
 from distill.data.fashion_mnist import DatasetNotFoundError, load_fashion_mnist
+from distill.data.rotten_tomatoes import load_rotten_tomatoes
 from distill.data.transfer import TransferSet, mix_labeled_unlabeled
 
 DATASETS = {"fashion-mnist": load_fashion_mnist, "digits": load_digits}
+# text datasets give (texts, labels); a model's tokenizer turns them into tensors
+TEXT_DATASETS = {"rotten-tomatoes": load_rotten_tomatoes}
 
 
 def load_dataset(name: str, split: str = "train", **options) -> ArrayDataset:
@@ -18,6 +21,7 @@ def load_dataset(name: str, split: str = "train", **options) -> ArrayDataset:
 
 __all__ = [
     "DATASETS",
+    "TEXT_DATASETS",
     "NO_LABEL",
     "ArrayDataset",
     "DatasetInfo",
@@ -27,6 +31,7 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
+    "load_rotten_tomatoes",
     "make_augmentation",
     "mix_labeled_unlabeled",
 ]

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from distill.data.base import DatasetInfo
+from distill.data.base import NO_LABEL, DatasetInfo, balanced_indices
 
 
 class TokenizedText(Dataset):
@@ -70,6 +70,23 @@ class TokenizedText(Dataset):
             name, self.info.input_shape, self.info.num_classes, self.info.class_names
         )
         return TokenizedText({k: v[index] for k, v in self.encodings.items()}, labels, info)
+
+    def labeled(self) -> TokenizedText:
+        """Only the samples that carry a hard label."""
+        if self.labels is None:
+            raise ValueError(f"{self.info.name}: the text carries no labels")
+        return self.subset((self.labels != NO_LABEL).nonzero().flatten())
+
+    def with_scarce_labels(self, num_labeled: int, seed: int = 0) -> TokenizedText:
+        """Keep ``num_labeled`` labels (balanced across classes); the rest become unlabeled."""
+        if self.labels is None:
+            raise ValueError(f"{self.info.name}: the text carries no labels")
+        if not 0 <= num_labeled <= len(self):
+            raise ValueError(f"num_labeled must be in [0, {len(self)}], got {num_labeled}")
+        keep = balanced_indices(self.labels, num_labeled, seed)
+        labels = torch.full_like(self.labels, NO_LABEL)
+        labels[keep] = self.labels[keep]
+        return TokenizedText(self.encodings, labels, self.info)
 
     def unlabeled(self) -> TokenizedText:
         """The same text without labels: a transfer set for the teacher's targets alone."""

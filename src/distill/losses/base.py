@@ -18,6 +18,9 @@ class DistillationLoss(nn.Module):
 
     needs_teacher: bool = True
 
+    def release(self) -> None:
+        """Detach what the loss attached to the models (e.g. forward hooks); a no-op here."""
+
     def forward(  # pragma: no cover - interface
         self, student_logits: Tensor, teacher_logits: Tensor | None, labels: Tensor | None = None
     ) -> Tensor:

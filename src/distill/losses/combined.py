@@ -48,5 +48,9 @@ class CombinedLoss(DistillationLoss):
             total = weighted if total is None else total + weighted
         return total
 
+    def release(self) -> None:
+        for loss in self.terms.values():
+            loss.release()
+
     def extra_repr(self) -> str:
         return ", ".join(f"{n}×{w:g}" for n, w in self.weights.items())

@@ -70,7 +70,7 @@ class _LayerLoss(DistillationLoss):
             return None
         return mask.to(like.device).bool()
 
-    def remove_hooks(self) -> None:
+    def release(self) -> None:
         self._student_tap.remove()
         self._teacher_tap.remove()
         self._mask_hook.remove()

@@ -7,7 +7,13 @@ from typing import Any
 from torch import nn
 
 from distill.artifacts import load
-from distill.recipes.schema import SavedSpec, TrainSpec
+from distill.recipes.schema import (
+    HFLayersStudent,
+    HFScratchStudent,
+    HFStudent,
+    SavedSpec,
+    TrainSpec,
+)
 from distill.runtime import seed_everything
 from distill.students.builders import build
 
@@ -27,12 +33,29 @@ def arch_kwargs(spec) -> dict[str, Any]:
     return {k: getattr(spec, k) for k in keep}
 
 
-def build_model(spec, info, seed: int | None) -> nn.Module:
-    """A fresh model from a spec (seeded unless ``seed`` is None), or a saved one."""
+def build_model(spec, info, seed: int | None, teacher: nn.Module | None = None) -> nn.Module:
+    """A fresh model from a spec (seeded unless ``seed`` is None), or a saved one.
+
+    Hugging Face students are made from (or beside) the ``teacher``.
+    """
     if isinstance(spec, SavedSpec):
         return load(spec.path).train()
     if seed is not None:
         seed_everything(seed)
+    if isinstance(spec, HFLayersStudent | HFScratchStudent | HFStudent):
+        return _hf_student(spec, info, teacher)
     return build(
         spec.arch, input_shape=info.input_shape, num_classes=info.num_classes, **arch_kwargs(spec)
     )
+
+
+def _hf_student(spec, info, teacher: nn.Module | None) -> nn.Module:
+    from distill.hf import keep_layers, load_model, scratch_student
+
+    if isinstance(spec, HFStudent):
+        return load_model(spec.model, num_labels=info.num_classes)
+    if teacher is None:
+        raise ValueError(f"[student] arch = '{spec.arch}' is made from the teacher; none given")
+    if isinstance(spec, HFLayersStudent):
+        return keep_layers(teacher, spec.layers)
+    return scratch_student(teacher, **spec.config)

@@ -153,6 +153,9 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
         changes: dict[str, Any] = {}
         if isinstance(spec, SavedSpec):
             changes["path"] = fix(spec.path)
+        model = getattr(spec, "model", None)  # Hugging Face: a hub id, or a folder near here
+        if isinstance(model, str) and not Path(model).is_absolute() and (base / model).exists():
+            changes["model"] = str((base / model).resolve())
         if getattr(spec, "cache_path", None) is not None:
             changes["cache_path"] = fix(spec.cache_path)
         if isinstance(spec, TeacherEnsemble):

@@ -21,9 +21,15 @@ from torch.utils.data import TensorDataset
 from distill import __version__, atomic
 from distill.api import DistillResult, distill, train_model
 from distill.artifacts import save
-from distill.data import ArrayDataset, load_dataset
+from distill.data import TEXT_DATASETS, ArrayDataset, load_dataset
 from distill.evaluate.compare import compare
-from distill.losses.soft_targets import KDLoss
+from distill.losses import (
+    AttentionLoss,
+    CombinedLoss,
+    DistillationLoss,
+    HiddenStateLoss,
+    KDLoss,
+)
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import Recipe
 from distill.recipes.teacher_setup import (
@@ -89,25 +95,65 @@ def run_recipe(
         raise
 
 
+def _load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
+    """(train, test, tokenizer): built-in arrays, or text read by the teacher's tokenizer."""
+    data = recipe.data
+    if data.dataset in TEXT_DATASETS:
+        from distill.hf import TokenizedText, load_tokenizer
+
+        tokenizer = load_tokenizer(recipe.teacher.model)
+        options = {"path": data.root} if data.root is not None else {}
+        splits = []
+        for split in ("train", "test"):
+            texts, labels = TEXT_DATASETS[data.dataset](split, **options)
+            splits.append(TokenizedText.from_texts(
+                texts, tokenizer, labels, max_length=data.max_length, num_classes=2,
+                name=f"{data.dataset}-{split}"))
+        return splits[0], splits[1], tokenizer
+    options = {"root": data.root} if data.root is not None and data.dataset != "digits" else {}
+    return (load_dataset(data.dataset, "train", **options),
+            load_dataset(data.dataset, "test", **options), None)
+
+
+def _loss(recipe: Recipe, student, teacher) -> DistillationLoss:
+    """KD on the outputs, plus the intermediate-layer terms the recipe asks for."""
+    spec = recipe.loss
+    kd = KDLoss(spec.temperature, spec.alpha)
+    terms: dict[str, Any] = {}
+    if spec.hidden is not None:
+        terms["hidden"] = (HiddenStateLoss(student, teacher, _layer_map(spec.hidden.layers),
+                                           kind=spec.hidden.kind), spec.hidden.weight)
+    if spec.attention is not None:
+        terms["attention"] = (AttentionLoss(student, teacher, _layer_map(spec.attention.layers)),
+                              spec.attention.weight)
+    return CombinedLoss({"kd": kd, **terms}) if terms else kd
+
+
+def _layer_map(layers: dict[str, Any] | None) -> dict[int | str, int | str] | None:
+    """TOML keys are strings: "0" means block 0, other keys are module names."""
+    if layers is None:
+        return None
+    return {int(k) if k.isdigit() else k: v for k, v in layers.items()}
+
+
 def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any]:
     data = recipe.data
-    options = {"root": data.root} if data.root is not None and data.dataset != "digits" else {}
-    train = load_dataset(data.dataset, "train", **options)
-    test = load_dataset(data.dataset, "test", **options)
+    train, test, tokenizer = _load_data(recipe)
     student_train = train
     if data.labeled == 0:  # no labels at all: the soft-target term alone, unweighted
-        student_train = TensorDataset(train.inputs)
+        student_train = train.unlabeled() if tokenizer else TensorDataset(train.inputs)
     elif data.labeled is not None:
         student_train = train.with_scarce_labels(data.labeled)
-    loss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
+    loss: DistillationLoss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
     checkpoints = out / "checkpoints" / "student"
 
     if recipe.self_distill is not None:
         setup, student, distilled, baseline, histories = _self_distill(
             recipe, student_train, test, loss, checkpoints, progress)
     else:
-        setup = get_teacher(recipe, train, test, progress)
-        student = build_model(recipe.student, train.info, recipe.train.seed)
+        setup = get_teacher(recipe, train, test, progress, tokenizer)
+        student = build_model(recipe.student, train.info, recipe.train.seed, setup.module)
+        loss = _loss(recipe, student, setup.module)
         log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
                  recipe.loss.temperature, recipe.loss.alpha)
         signal: Any = setup.module
@@ -118,10 +164,11 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
             progress=progress, precompute_teacher=recipe.teacher.outputs == "precomputed",
             **train_kwargs(recipe.train),
         )
+        loss.release()  # layer losses' hooks: not wanted while evaluating
         histories = {"teacher": setup.history, "student": distilled.history}
         baseline = None
         if recipe.baseline.enabled:
-            baseline = build_model(recipe.student, train.info, recipe.train.seed)
+            baseline = build_model(recipe.student, train.info, recipe.train.seed, setup.module)
             spec = recipe.baseline.train or recipe.train
             log.info("baseline: the same student on hard labels (%d epochs)", spec.epochs)
             fitted = train_model(
@@ -148,7 +195,13 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
         metrics["teacher_members"] = setup.members
     if "generations" in distilled.metrics:
         metrics["generations"] = distilled.metrics["generations"]
-    save(student, out / "student", metadata={"accuracy": metrics["student"].get("accuracy")})
+    student_meta = {"accuracy": metrics["student"].get("accuracy")}
+    if tokenizer is not None:  # a Hugging Face folder with its tokenizer: no distill needed
+        from distill.hf import save_pretrained
+
+        save_pretrained(student, out / "student", tokenizer, metadata=student_meta)
+    else:
+        save(student, out / "student", metadata=student_meta)
     plots = {
         "accuracy against latency": "plots/accuracy_vs_latency.png",
         "training curves": "plots/training_curves.png",

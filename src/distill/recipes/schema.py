@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from distill.data import TEXT_DATASETS
+
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -107,6 +109,40 @@ class TeacherSaved(SavedSpec, TeacherOutputs):
     pass
 
 
+class HFTeacher(TeacherOutputs):
+    """A Hugging Face model (hub id or local folder), fine-tuned on the recipe's training data
+    first when ``[teacher.finetune]`` is given (then cached, like a trained teacher)."""
+
+    arch: Literal["hf"]
+    model: str = Field(min_length=1)
+    task: Literal["sequence-classification"] = "sequence-classification"
+    finetune: TrainSpec | None = None
+    cache: bool = True
+    attention: Literal["eager", "sdpa"] | None = None
+    """Attention kernel; layer losses on attention maps need (and get) ``eager``."""
+
+
+class HFLayersStudent(Section):
+    """The teacher's own blocks, weights copied (DistilBERT): ``layers`` or every other one."""
+
+    arch: Literal["hf-layers"]
+    layers: list[NonNegativeInt] | None = Field(default=None, min_length=1)
+
+
+class HFScratchStudent(Section):
+    """The teacher's architecture with a changed config (e.g. ``hidden_size``), from scratch."""
+
+    arch: Literal["hf-scratch"]
+    config: dict[str, int | float | str | bool] = {}
+
+
+class HFStudent(Section):
+    """A pretrained Hugging Face model of its own (it must predict the teacher's classes)."""
+
+    arch: Literal["hf"]
+    model: str = Field(min_length=1)
+
+
 class MemberMLP(MLPSpec, Trained):
     pass
 
@@ -155,22 +191,45 @@ class TeacherEnsemble(TeacherOutputs):
 
 
 TeacherSpec = _by_arch(mlp=TeacherMLP, cnn=TeacherCNN, saved=TeacherSaved,
-                       ensemble=TeacherEnsemble)
-StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec)
+                       ensemble=TeacherEnsemble, hf=HFTeacher)
+StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec, hf=HFStudent,
+                       **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent})
+HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
+
 
 
 class DataSpec(Section):
-    dataset: Literal["fashion-mnist", "digits"]
+    dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes"]
     root: Path | None = None
+    max_length: PositiveInt = 64
+    """Text datasets: tokens per sample (longer texts are truncated)."""
     labeled: NonNegativeInt | None = None
     """Keep only this many labels (balanced); the rest of the training set becomes unlabeled
     (0: the student learns from the teacher's soft targets alone)."""
+
+
+LayerMap = dict[str, NonNegativeInt | str]
+
+
+class LayerLossSpec(Section):
+    """An intermediate-layer term (Hugging Face models): ``[loss.hidden]`` or
+    ``[loss.attention]``. ``layers`` maps student blocks to teacher blocks (``{0 = 1, 1 = 3}``,
+    or module names); by default the student's blocks spread over the teacher's."""
+
+    weight: NonNegativeFloat = 1.0
+    layers: LayerMap | None = None
+
+
+class HiddenLossSpec(LayerLossSpec):
+    kind: Literal["cosine", "mse"] = "cosine"
 
 
 class LossSpec(Section):
     kind: Literal["kd"] = "kd"
     temperature: PositiveFloat = 2.0
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    hidden: HiddenLossSpec | None = None
+    attention: LayerLossSpec | None = None
 
 
 class BaselineSpec(Section):
@@ -225,6 +284,7 @@ class Recipe(Section):
                 + ("the [baseline] on; set [baseline] enabled = false"
                    if self.self_distill is None else "the first [self_distill] generation on")
             )
+        self._hf_consistent()
         if self.teacher is None:
             return self
         outputs = self.teacher.outputs
@@ -235,3 +295,33 @@ class Recipe(Section):
                 "differ every epoch; use outputs = 'online' or augment = 'none'"
             )
         return self
+
+    def _hf_consistent(self) -> None:
+        hf_teacher = isinstance(self.teacher, HFTeacher)
+        text = self.data.dataset in TEXT_DATASETS
+        if text != hf_teacher:
+            raise ValueError(
+                f"[data] dataset = '{self.data.dataset}' needs a Hugging Face teacher "
+                "([teacher] arch = 'hf'), whose tokenizer reads the text" if text else
+                "[teacher] arch = 'hf' needs a text dataset ([data] dataset = "
+                f"{' or '.join(repr(d) for d in TEXT_DATASETS)})"
+            )
+        if isinstance(self.student, HF_STUDENTS) and not hf_teacher:
+            raise ValueError(
+                f"[student] arch = '{self.student.arch}' is built from or beside a Hugging Face "
+                "teacher; use [teacher] arch = 'hf'"
+            )
+        if hf_teacher and not isinstance(self.student, HF_STUDENTS):
+            raise ValueError(
+                "a Hugging Face teacher needs a Hugging Face student: [student] arch = "
+                "'hf-layers' (the teacher's blocks), 'hf-scratch' or 'hf'"
+            )
+        layer_terms = [n for n in ("hidden", "attention") if getattr(self.loss, n) is not None]
+        if layer_terms and not hf_teacher:
+            raise ValueError(f"[loss.{layer_terms[0]}] compares Hugging Face transformer blocks; "
+                             "it needs [teacher] arch = 'hf'")
+        if layer_terms and self.teacher.outputs != "online":
+            raise ValueError(
+                f"[loss.{layer_terms[0]}] reads the teacher's inner layers on every batch: it "
+                f"needs [teacher] outputs = 'online' (not '{self.teacher.outputs}')"
+            )

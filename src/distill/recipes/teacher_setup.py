@@ -14,16 +14,21 @@ from torch import nn
 
 from distill.api import train_model
 from distill.artifacts import load, save
-from distill.data import ArrayDataset
+from distill.data import TEXT_DATASETS, ArrayDataset
 from distill.paths import cache_dir
 from distill.recipes.building import build_model, train_kwargs
-from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
+from distill.recipes.schema import (
+    HFTeacher,
+    Recipe,
+    SavedSpec,
+    TeacherEnsemble,
+)
 from distill.teachers import CachedTeacher, Ensemble, cache_teacher
 
 log = logging.getLogger("distill")
 
 # how the teacher's outputs are delivered, not what the teacher is
-OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path")
+OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path", "attention")
 _WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}}
 
 
@@ -45,12 +50,21 @@ def spec_fingerprint(spec: Any, dataset: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _data_key(recipe: Recipe) -> str:
+    """The data a trained teacher depends on; for text also how many tokens it saw (image
+    recipes keep the fingerprints they always had)."""
+    data = recipe.data
+    return f"{data.dataset}@{data.max_length}" if data.dataset in TEXT_DATASETS else data.dataset
+
+
 def teacher_fingerprint(recipe: Recipe) -> str:
-    return spec_fingerprint(recipe.teacher, recipe.data.dataset)
+    return spec_fingerprint(recipe.teacher, _data_key(recipe))
 
 
 def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, progress,
-             name: str) -> TeacherSetup:
+             name: str, tokenizer: Any = None) -> TeacherSetup:
+    if isinstance(spec, HFTeacher):
+        return _hf_teacher(spec, dataset, train, test, progress, tokenizer)
     if isinstance(spec, SavedSpec):
         return TeacherSetup(load(spec.path).eval(), spec.path)
     folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
@@ -69,11 +83,35 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
     return TeacherSetup(model.eval(), folder, result.history)
 
 
-def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progress) -> TeacherSetup:
+def _hf_teacher(spec: HFTeacher, dataset: str, train, test, progress, tokenizer) -> TeacherSetup:
+    """A Hugging Face teacher, fine-tuned once on the recipe's data when asked, then cached."""
+    from distill.hf import load_model, save_pretrained
+
+    options: dict[str, Any] = {"num_labels": train.info.num_classes}
+    if spec.attention:
+        options["attn_implementation"] = spec.attention
+    if spec.finetune is None:
+        return TeacherSetup(load_model(spec.model, spec.task, **options).eval())
+    folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
+    if spec.cache and (folder / "config.json").is_file():
+        log.info("teacher: reusing the fine-tuned %s from %s", spec.model, folder)
+        return TeacherSetup(load_model(folder, spec.task, **options).eval(), folder)
+    model = load_model(spec.model, spec.task, **options)
+    log.info("teacher: fine-tuning %s (%d epochs)", spec.model, spec.finetune.epochs)
+    result = train_model(model, train, eval=test, progress=progress, description="teacher",
+                         **train_kwargs(spec.finetune))
+    if spec.cache:
+        save_pretrained(model, folder, tokenizer,
+                        metadata={"accuracy": result.metrics.get("accuracy")})
+    return TeacherSetup(model.eval(), folder if spec.cache else None, result.history)
+
+
+def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progress,
+                tokenizer: Any = None) -> TeacherSetup:
     """The recipe's teacher: one model, or an ensemble measured and used as one."""
-    spec, dataset = recipe.teacher, recipe.data.dataset
+    spec, dataset = recipe.teacher, _data_key(recipe)
     if not isinstance(spec, TeacherEnsemble):
-        return _trained(spec, dataset, train, test, progress, "teacher")
+        return _trained(spec, dataset, train, test, progress, "teacher", tokenizer)
     parts = [
         _trained(member, dataset, train, test, progress, f"teacher member {i + 1}")
         for i, member in enumerate(spec.members)

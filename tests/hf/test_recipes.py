@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import bz2
+import json
+
+import pytest
+
+from distill.recipes.loader import RecipeError, load_recipe
+from distill.recipes.runner import run_recipe
+
+RECIPE = """
+[data]
+dataset = "rotten-tomatoes"
+root = "{corpus}"
+max_length = 8
+
+[teacher]
+arch = "hf"
+model = "{teacher}"
+
+[teacher.finetune]
+epochs = 6
+batch_size = 16
+lr = 0.005
+
+[student]
+arch = "hf-layers"
+
+[loss]
+temperature = 2.0
+alpha = 0.5
+
+[loss.hidden]
+weight = 1.0
+kind = "cosine"
+
+[train]
+epochs = 3
+batch_size = 16
+lr = 0.002
+
+[baseline]
+enabled = true
+
+[evaluate]
+batch_sizes = [1, 4]
+latency_repeats = 3
+"""
+
+
+def _corpus(tmp_path, texts, labels):
+    rows = ["category,text,movie_name,has_plot_and_reviews"]
+    rows += [f'{"fresh" if y else "rotten"},"{t} {i}",m,True'
+             for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
+    path = tmp_path / "corpus.csv.bz2"
+    with bz2.open(path, "wt", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def hf_recipe(tmp_path, make_bert, tokenizer, reviews_texts):
+    from distill.hf import save_pretrained
+
+    teacher_dir = save_pretrained(make_bert(layers=4), tmp_path / "teacher", tokenizer)
+    corpus = _corpus(tmp_path, *reviews_texts)
+    return RECIPE.format(corpus=corpus, teacher=teacher_dir)
+
+
+def parse(text: str, tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    return load_recipe(path)
+
+
+def test_a_recipe_distils_a_hugging_face_teacher_into_its_own_layers(hf_recipe, tmp_path,
+                                                                      cache_dir):
+    transformers = pytest.importorskip("transformers")
+    recipe = parse(hf_recipe, tmp_path)
+    metrics = run_recipe(recipe, tmp_path / "run", recipe_text=hf_recipe, progress=False)
+    assert metrics["teacher"]["accuracy"] >= 0.8
+    assert metrics["student"]["accuracy"] >= 0.8
+    assert "baseline" in metrics and metrics["compression"] > 1.0
+    student_dir = tmp_path / "run" / "student"
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(student_dir)
+    tok = transformers.AutoTokenizer.from_pretrained(student_dir)
+    assert model.config.num_hidden_layers == 2
+    assert model(**tok(["good film"], return_tensors="pt")).logits.shape == (1, 2)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["student"]["accuracy"] == metrics["student"]["accuracy"]
+    cached = list((cache_dir / "teachers").iterdir())
+    assert len(cached) == 1 and (cached[0] / "tokenizer.json").is_file()
+    # a second run reuses the fine-tuned teacher instead of fine-tuning again
+    again = run_recipe(recipe, tmp_path / "run2", progress=False)
+    assert again["teacher"]["accuracy"] == metrics["teacher"]["accuracy"]
+    assert again["history"]["teacher"] == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"student": '[student]\narch = "cnn"\nchannels = [4]'}, "needs a Hugging Face student"),
+    ({"teacher_outputs": 'outputs = "precomputed"'}, "needs \\[teacher\\] outputs = 'online'"),
+])
+def test_inconsistent_hugging_face_recipes_are_refused(hf_recipe, change, message, tmp_path):
+    text = hf_recipe
+    if "student" in change:
+        text = text.replace('[student]\narch = "hf-layers"', change["student"])
+    if "teacher_outputs" in change:
+        text = text.replace('arch = "hf"\n', 'arch = "hf"\n' + change["teacher_outputs"] + "\n")
+    with pytest.raises(RecipeError, match=message):
+        parse(text, tmp_path)
+
+
+def test_text_data_needs_a_hugging_face_teacher(tmp_path):
+    text = """
+[data]
+dataset = "rotten-tomatoes"
+[teacher]
+arch = "mlp"
+[student]
+arch = "mlp"
+"""
+    with pytest.raises(RecipeError, match="needs a Hugging Face teacher"):
+        parse(text, tmp_path)
+
+
+def test_layer_map_keys_from_toml_become_block_indices():
+    from distill.recipes.runner import _layer_map
+
+    assert _layer_map({"0": 1, "1": 3}) == {0: 1, 1: 3}
+    assert _layer_map({"bert.encoder.layer.0": "bert.encoder.layer.1"}) == {
+        "bert.encoder.layer.0": "bert.encoder.layer.1"}
+    assert _layer_map(None) is None
