@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from distill.features import FeatureTap, attention_weights, first_tensor
-from distill.losses.base import DistillationLoss
+from distill.losses.base import DistillationLoss, masked_mean
 
 LayerKey = int | str
 
@@ -129,7 +129,7 @@ class HiddenStateLoss(_LayerLoss):
             else:
                 per_token = (s.float() - t.float()).pow(2).mean(-1)
             mask = self.token_mask(per_token.unsqueeze(-1))
-            total = total + (per_token[mask].mean() if mask is not None else per_token.mean())
+            total = total + masked_mean(per_token.reshape(-1), mask)
         return total / len(self.pairs)
 
     def extra_repr(self) -> str:
@@ -168,5 +168,5 @@ class AttentionLoss(_LayerLoss):
             per_query = (p * (torch.log(p.clamp_min(1e-12)) - log_q)).sum(-1)  # (B, H, Q)
             per_query = per_query.mean(1)
             mask = self.token_mask(per_query.unsqueeze(-1))
-            total = total + (per_query[mask].mean() if mask is not None else per_query.mean())
+            total = total + masked_mean(per_query.reshape(-1), mask)
         return total / len(self.pairs)

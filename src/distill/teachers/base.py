@@ -36,5 +36,8 @@ def require_indices(indices: Tensor | None, what: str) -> Tensor:
     return indices.cpu()
 
 
-def device_of(inputs: Inputs) -> torch.device:
+def device_of(inputs: Inputs | None) -> torch.device:
+    """Where a batch lives; stored outputs asked for without inputs come back on the CPU."""
+    if inputs is None:
+        return torch.device("cpu")
     return inputs.device if isinstance(inputs, Tensor) else next(iter(inputs.values())).device
