@@ -119,6 +119,10 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
     A Hugging Face folder (its config.json names ``architectures``) loads with transformers.
     """
     path = Path(path)
+    if (path / "modules.json").is_file() and (path / "1_Pooling").is_dir():
+        from distill.hf.embeddings import SentenceEncoder
+
+        return SentenceEncoder.from_pretrained(path).to(device).eval()
     hf_class = _hf_architecture(path)
     if hf_class is not None:
         return _load_hf(path, hf_class).to(device).eval()

@@ -130,3 +130,65 @@ def test_layer_map_keys_from_toml_become_block_indices():
     assert _layer_map({"bert.encoder.layer.0": "bert.encoder.layer.1"}) == {
         "bert.encoder.layer.0": "bert.encoder.layer.1"}
     assert _layer_map(None) is None
+
+
+EMBEDDING_RECIPE = """
+[data]
+dataset = "rotten-tomatoes"
+root = "{corpus}"
+max_length = 8
+
+[teacher]
+arch = "hf"
+model = "{teacher}"
+task = "sentence-embedding"
+outputs = "precomputed"
+
+[student]
+arch = "hf-scratch"
+config = {{ num_hidden_layers = 2 }}
+
+[loss]
+kind = "embedding"
+distance = "cosine"
+
+[train]
+epochs = 6
+batch_size = 16
+lr = 0.01
+
+[evaluate]
+batch_sizes = [1, 4]
+latency_repeats = 3
+"""
+
+
+def test_a_recipe_distils_sentence_embeddings(tmp_path, make_bert, tokenizer, reviews_texts):
+    import distill
+    from distill.hf import SentenceEncoder, save_pretrained
+
+    encoder = make_bert(layers=4).bert
+    teacher_dir = save_pretrained(encoder, tmp_path / "encoder", tokenizer)
+    text = EMBEDDING_RECIPE.format(corpus=_corpus(tmp_path, *reviews_texts), teacher=teacher_dir)
+    metrics = run_recipe(parse(text, tmp_path), tmp_path / "run", recipe_text=text,
+                         progress=False)
+    before = metrics["student_before_distillation"]
+    assert metrics["student"]["cosine"] > before["cosine"]
+    assert 0.0 <= metrics["student"]["neighbour_overlap@10"] <= 1.0
+    assert metrics["compression"] > 1.0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "cosine to teacher" in report and "Agreement with the teacher" in report
+    student = distill.load(tmp_path / "run" / "student")
+    assert isinstance(student, SentenceEncoder) and student.config.num_hidden_layers == 2
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(tmp_path / "run" / "student"), device="cpu")
+    assert model.encode(["good film"]).shape == (1, 16)
+
+
+def test_embedding_recipes_refuse_labels_and_baselines(tmp_path, make_bert, tokenizer,
+                                                       reviews_texts):
+    text = EMBEDDING_RECIPE.format(corpus=_corpus(tmp_path, *reviews_texts), teacher="x")
+    with pytest.raises(RecipeError, match="learns from the text alone; remove \\[baseline\\]"):
+        parse(text + "\n[baseline]\nenabled = true\n", tmp_path)
+    with pytest.raises(RecipeError, match="distilled with \\[loss\\] kind = 'embedding'"):
+        parse(text.replace('kind = "embedding"', 'kind = "kd"'), tmp_path)

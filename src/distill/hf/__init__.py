@@ -11,7 +11,13 @@
   (imported on its own, since importing ``Trainer`` is slow).
 """
 
-from distill.hf.embeddings import EmbeddingLoss, SentenceEncoder, embed, embedding_agreement
+from distill.hf.embeddings import (
+    EmbeddingLoss,
+    SentenceEncoder,
+    compare_embeddings,
+    embed,
+    embedding_agreement,
+)
 from distill.hf.io import is_hf_model, load_model, load_tokenizer, save_pretrained
 from distill.hf.layers import block_names, layer_name, spread_layers
 from distill.hf.students import keep_layers, scratch_student
@@ -22,6 +28,7 @@ __all__ = [
     "SentenceEncoder",
     "TokenizedText",
     "block_names",
+    "compare_embeddings",
     "embed",
     "embedding_agreement",
     "is_hf_model",

@@ -4,6 +4,9 @@ teacher does, from unlabeled text, judged by cosine agreement and by shared near
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,6 +15,10 @@ from torch import Tensor, nn
 
 from distill.evaluate.predict import predict
 from distill.losses.base import DistillationLoss
+
+ST_TYPES = {"transformer": "sentence_transformers.models.Transformer",
+            "pooling": "sentence_transformers.models.Pooling",
+            "normalize": "sentence_transformers.models.Normalize"}
 
 
 class SentenceEncoder(nn.Module):
@@ -25,6 +32,47 @@ class SentenceEncoder(nn.Module):
     @property
     def width(self) -> int:
         return int(self.encoder.config.hidden_size)
+
+    @property
+    def config(self):
+        """The encoder's config: layer lookups and losses see a Hugging Face model."""
+        return self.encoder.config
+
+    @property
+    def base_model(self) -> nn.Module:
+        return self.encoder
+
+    def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
+        """A sentence-transformers folder: ``SentenceTransformer(folder)`` loads it as it is,
+        ``AutoModel.from_pretrained(folder)`` gives the encoder."""
+        folder = Path(folder)
+        self.encoder.save_pretrained(folder, **kwargs)
+        modules = [{"idx": 0, "name": "0", "path": "", "type": ST_TYPES["transformer"]},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": ST_TYPES["pooling"]}]
+        if self.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": ST_TYPES["normalize"]})
+            (folder / "2_Normalize").mkdir(exist_ok=True)
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        pooling = {"word_embedding_dimension": self.width, "pooling_mode_cls_token": False,
+                   "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+                   "pooling_mode_mean_sqrt_len_tokens": False}
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+        max_length = getattr(self.encoder.config, "max_position_embeddings", 512)
+        (folder / "sentence_bert_config.json").write_text(
+            json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> SentenceEncoder:
+        """Read a folder written by :meth:`save_pretrained` (mean pooling only)."""
+        from distill.hf.io import load_model
+
+        folder = Path(folder)
+        pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        if not pooling.get("pooling_mode_mean_tokens"):
+            raise ValueError(f"{folder}: only mean-pooling sentence encoders are supported")
+        return cls(load_model(folder, "base"), normalize=(folder / "2_Normalize").is_dir())
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 **kwargs: Any) -> Tensor:
@@ -105,3 +153,29 @@ def neighbour_overlap(a: Tensor, b: Tensor, k: int) -> float:
     na, nb = neighbours(a), neighbours(b)
     shared = (na.unsqueeze(-1) == nb.unsqueeze(-2)).any(-1).sum(-1)
     return float(shared.float().mean() / k)
+
+
+def compare_embeddings(teacher: nn.Module, student: nn.Module, data: Any, *,
+                       batch_sizes: Sequence[int] = (1, 64), threads: int = 1,
+                       latency_repeats: int = 50, k: int = 10) -> dict[str, Any]:
+    """Side by side, as :func:`distill.compare` does for classifiers: each model's size and
+    latency, the student's agreement with the teacher, speedup and compression."""
+    from distill.evaluate.latency import measure_latency
+    from distill.evaluate.size import count_parameters, size_on_disk
+
+    models = {"teacher": teacher, "student": student}
+    latency = measure_latency(models, data, batch_sizes=batch_sizes, threads=threads,
+                              repeats=latency_repeats)
+    result: dict[str, Any] = {}
+    for name, model in models.items():
+        entry: dict[str, Any] = {"params": count_parameters(model),
+                                 "size_bytes": size_on_disk(model), "latency_threads": threads}
+        for bs in batch_sizes:
+            suffix = "" if bs == 1 else f"_b{bs}"
+            entry[f"latency_ms_p50{suffix}"] = latency[name][bs]["p50"]
+            entry[f"latency_ms_p95{suffix}"] = latency[name][bs]["p95"]
+        result[name] = entry
+    result["student"].update(embedding_agreement(embed(student, data), embed(teacher, data), k))
+    result["speedup"] = result["teacher"]["latency_ms_p50"] / result["student"]["latency_ms_p50"]
+    result["compression"] = result["teacher"]["params"] / result["student"]["params"]
+    return result

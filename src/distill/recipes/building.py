@@ -50,8 +50,12 @@ def build_model(spec, info, seed: int | None, teacher: nn.Module | None = None) 
 
 
 def _hf_student(spec, info, teacher: nn.Module | None) -> nn.Module:
-    from distill.hf import keep_layers, load_model, scratch_student
+    from distill.hf import SentenceEncoder, keep_layers, load_model, scratch_student
 
+    if isinstance(teacher, SentenceEncoder):  # a sentence encoder's student is one, too
+        if isinstance(spec, HFStudent):
+            return SentenceEncoder(load_model(spec.model, "base"), teacher.normalize)
+        return SentenceEncoder(_hf_student(spec, info, teacher.encoder), teacher.normalize)
     if isinstance(spec, HFStudent):
         return load_model(spec.model, num_labels=info.num_classes)
     if teacher is None:

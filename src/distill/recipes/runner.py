@@ -147,6 +147,11 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     loss: DistillationLoss = KDLoss(recipe.loss.temperature, recipe.loss.alpha)
     checkpoints = out / "checkpoints" / "student"
 
+    if recipe.loss.kind == "embedding":
+        from distill.recipes.embedding_run import run_embedding
+
+        return run_embedding(recipe, out, recipe_text, progress, train, test, tokenizer,
+                             environment())
     if recipe.self_distill is not None:
         setup, student, distilled, baseline, histories = _self_distill(
             recipe, student_train, test, loss, checkpoints, progress)

@@ -115,7 +115,9 @@ class HFTeacher(TeacherOutputs):
 
     arch: Literal["hf"]
     model: str = Field(min_length=1)
-    task: Literal["sequence-classification"] = "sequence-classification"
+    task: Literal["sequence-classification", "sentence-embedding"] = "sequence-classification"
+    """``sentence-embedding``: the encoder's mean-pooled, normalised output (as
+    sentence-transformers' MiniLM models), distilled with ``[loss] kind = "embedding"``."""
     finetune: TrainSpec | None = None
     cache: bool = True
     attention: Literal["eager", "sdpa"] | None = None
@@ -225,7 +227,10 @@ class HiddenLossSpec(LayerLossSpec):
 
 
 class LossSpec(Section):
-    kind: Literal["kd"] = "kd"
+    kind: Literal["kd", "embedding"] = "kd"
+    """``kd``: soft targets (and labels); ``embedding``: match the teacher's sentence
+    embeddings (``distance``), on the text alone."""
+    distance: Literal["cosine", "mse"] = "cosine"
     temperature: PositiveFloat = 2.0
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     hidden: HiddenLossSpec | None = None
@@ -316,6 +321,22 @@ class Recipe(Section):
                 "a Hugging Face teacher needs a Hugging Face student: [student] arch = "
                 "'hf-layers' (the teacher's blocks), 'hf-scratch' or 'hf'"
             )
+        embedding = hf_teacher and self.teacher.task == "sentence-embedding"
+        if embedding != (self.loss.kind == "embedding"):
+            raise ValueError(
+                "[teacher] task = 'sentence-embedding' is distilled with [loss] kind = "
+                "'embedding'" if embedding else "[loss] kind = 'embedding' needs [teacher] "
+                "task = 'sentence-embedding'"
+            )
+        if embedding:
+            given = [name for name, on in (("[baseline] enabled", self.baseline.enabled),
+                                           ("[teacher.finetune]", self.teacher.finetune),
+                                           ("[data] labeled", self.data.labeled is not None),
+                                           ("[loss.attention]", self.loss.attention))
+                     if on]
+            if given:
+                raise ValueError(f"sentence-embedding distillation learns from the text alone; "
+                                 f"remove {', '.join(given)}")
         layer_terms = [n for n in ("hidden", "attention") if getattr(self.loss, n) is not None]
         if layer_terms and not hf_teacher:
             raise ValueError(f"[loss.{layer_terms[0]}] compares Hugging Face transformer blocks; "

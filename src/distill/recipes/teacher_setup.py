@@ -85,11 +85,14 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
 
 def _hf_teacher(spec: HFTeacher, dataset: str, train, test, progress, tokenizer) -> TeacherSetup:
     """A Hugging Face teacher, fine-tuned once on the recipe's data when asked, then cached."""
-    from distill.hf import load_model, save_pretrained
+    from distill.hf import SentenceEncoder, load_model, save_pretrained
 
     options: dict[str, Any] = {"num_labels": train.info.num_classes}
     if spec.attention:
         options["attn_implementation"] = spec.attention
+    if spec.task == "sentence-embedding":
+        options.pop("num_labels")
+        return TeacherSetup(SentenceEncoder(load_model(spec.model, "base", **options)).eval())
     if spec.finetune is None:
         return TeacherSetup(load_model(spec.model, spec.task, **options).eval())
     folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)

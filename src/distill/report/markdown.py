@@ -19,24 +19,49 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
+def _largest_batch(metrics: dict[str, Any]) -> int | None:
+    sizes = [int(k.rsplit("_b", 1)[1]) for k in metrics["student"]
+             if k.startswith("latency_ms_p50_b")]
+    return max(sizes) if sizes else None
+
+
 def summary_table(metrics: dict[str, Any]) -> str:
-    header = (
-        "| model | accuracy | agreement | KL to teacher | ECE | params | size | "
-        "latency p50 (b1) | p95 (b1) | p50 (b64) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    )
-    rows = []
+    """One row per model; classifier columns, or agreement columns for sentence embeddings."""
+    big = _largest_batch(metrics)
+    embedding = metrics.get("task") == "sentence-embedding"
+    quality = (["cosine to teacher", "10-NN overlap"] if embedding
+               else ["accuracy", "agreement", "KL to teacher", "ECE"])
+    columns = ["model", *quality, "params", "size", "latency p50 (b1)", "p95 (b1)"]
+    columns += [f"p50 (b{big})"] if big else []
+    rows = ["| " + " | ".join(columns) + " |", "|---" + "|---:" * (len(columns) - 1) + "|"]
     for name in ROWS:
         e = metrics.get(name)
         if not e:
             continue
-        rows.append(
-            f"| {name} | {_pct(e.get('accuracy'))} | {_pct(e.get('agreement'))} | "
-            f"{_num(e.get('kl_to_teacher'))} | {_num(e.get('ece'))} | {e['params']:,} | "
-            f"{_size(e['size_bytes'])} | {_num(e['latency_ms_p50'])} ms | "
-            f"{_num(e['latency_ms_p95'])} ms | {_num(e.get('latency_ms_p50_b64'))} ms |"
-        )
-    return header + "\n".join(rows) + "\n"
+        if embedding:
+            cells = [_num(e.get("cosine")), _pct(e.get("neighbour_overlap@10"))]
+        else:
+            cells = [_pct(e.get("accuracy")), _pct(e.get("agreement")),
+                     _num(e.get("kl_to_teacher")), _num(e.get("ece"))]
+        cells += [f"{e['params']:,}", _size(e["size_bytes"]), f"{_num(e['latency_ms_p50'])} ms",
+                  f"{_num(e['latency_ms_p95'])} ms"]
+        if big:
+            cells.append(f"{_num(e.get(f'latency_ms_p50_b{big}'))} ms")
+        rows.append("| " + " | ".join([name, *cells]) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _headline(metrics: dict[str, Any]) -> list[str]:
+    if metrics.get("task") != "sentence-embedding":
+        return [f"- **Retention** (student / teacher accuracy): {_pct(metrics.get('retention'))}"]
+    before = metrics.get("student_before_distillation", {})
+    return [
+        "- **Agreement with the teacher** on held-out text: cosine "
+        f"{_num(metrics['student'].get('cosine'))} (before distillation "
+        f"{_num(before.get('cosine'))}); share of each sentence's 10 nearest neighbours the "
+        f"two agree on {_pct(metrics['student'].get('neighbour_overlap@10'))} (before "
+        f"{_pct(before.get('neighbour_overlap@10'))})",
+    ]
 
 
 def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, str]) -> str:
@@ -52,10 +77,10 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
         "## Summary",
         "",
         summary_table(metrics),
-        f"- **Retention** (student / teacher accuracy): {_pct(metrics.get('retention'))}",
-        f"- **Speedup** (teacher / student latency, batch 1, p50): "
+        *_headline(metrics),
+        "- **Speedup** (teacher / student latency, batch 1, p50): "
         f"{_num(metrics.get('speedup'), '{:.2f}')}×",
-        f"- **Compression** (teacher / student parameters): "
+        "- **Compression** (teacher / student parameters): "
         f"{_num(metrics.get('compression'), '{:.1f}')}×",
     ]
     if "gap_closed" in metrics:
