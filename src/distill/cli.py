@@ -18,6 +18,9 @@ A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [bas
 """
 
 
+DATA_CHOICES = ["fashion-mnist", "digits", "rotten-tomatoes"]
+
+
 def _parser() -> argparse.ArgumentParser:
     from distill import __version__
 
@@ -57,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  distill eval runs/fmnist/student --data fashion-mnist --json",
     )
     ev.add_argument("model", type=Path, help="saved model folder")
-    ev.add_argument("--data", required=True, choices=["fashion-mnist", "digits"],
-                    help="built-in dataset to evaluate on")
+    ev.add_argument("--data", required=True, choices=DATA_CHOICES,
+                    help="built-in dataset to evaluate on (text: read by the model's tokenizer)")
+    ev.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--teacher", type=Path, help="saved teacher folder to compare against")
     ev.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
@@ -78,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "--out caches/fmnist-top5 --top-k 5",
     )
     cache.add_argument("model", type=Path, help="saved teacher folder")
-    cache.add_argument("--data", required=True, choices=["fashion-mnist", "digits"],
+    cache.add_argument("--data", required=True, choices=DATA_CHOICES,
                        help="built-in dataset to run the teacher over")
+    cache.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     cache.add_argument("--split", default="train", choices=["train", "test"])
     cache.add_argument("--out", type=Path, required=True, help="cache folder")
     cache.add_argument("--top-k", type=int, help="keep the k largest logits (default: all)")
@@ -124,13 +129,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset(args: argparse.Namespace):
+    """A built-in dataset; text is tokenized by the model folder's own tokenizer."""
+    from distill.data import TEXT_DATASETS, load_dataset
+
+    if args.data not in TEXT_DATASETS:
+        return load_dataset(args.data, args.split)
+    from distill.hf import TokenizedText, load_tokenizer
+
+    texts, labels = TEXT_DATASETS[args.data](args.split)
+    return TokenizedText.from_texts(texts, load_tokenizer(args.model), labels,
+                                    max_length=args.max_length, name=f"{args.data}-{args.split}")
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from distill.artifacts import load
-    from distill.data import load_dataset
     from distill.evaluate.compare import compare, evaluate_models
     from distill.report.markdown import summary_table
 
-    data = load_dataset(args.data, args.split)
+    data = _dataset(args)
     model = load(args.model)
     if args.teacher is not None:
         result = compare(load(args.teacher), model, data, threads=args.threads,
@@ -150,11 +167,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_cache(args: argparse.Namespace) -> int:
     from distill.artifacts import load
-    from distill.data import load_dataset
     from distill.teachers import cache_teacher
 
     cache = cache_teacher(
-        load(args.model), load_dataset(args.data, args.split), args.out, top_k=args.top_k,
+        load(args.model), _dataset(args), args.out, top_k=args.top_k,
         dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )

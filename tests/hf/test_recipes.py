@@ -192,3 +192,25 @@ def test_embedding_recipes_refuse_labels_and_baselines(tmp_path, make_bert, toke
         parse(text + "\n[baseline]\nenabled = true\n", tmp_path)
     with pytest.raises(RecipeError, match="distilled with \\[loss\\] kind = 'embedding'"):
         parse(text.replace('kind = "embedding"', 'kind = "kd"'), tmp_path)
+
+
+def test_cli_evaluates_and_caches_a_hugging_face_model_on_text(tmp_path, make_bert, tokenizer,
+                                                               reviews_texts, monkeypatch,
+                                                               capsys):
+    import distill.data
+    from distill.cli import DATA_CHOICES, main
+    from distill.data.rotten_tomatoes import load_rotten_tomatoes
+    from distill.hf import save_pretrained
+
+    assert sorted(DATA_CHOICES) == sorted([*distill.data.DATASETS, *distill.data.TEXT_DATASETS])
+    corpus = _corpus(tmp_path, *reviews_texts)
+    monkeypatch.setitem(distill.data.TEXT_DATASETS, "rotten-tomatoes",
+                        lambda split: load_rotten_tomatoes(split, path=corpus))
+    model_dir = save_pretrained(make_bert(layers=2), tmp_path / "model", tokenizer)
+    assert main(["eval", str(model_dir), "--data", "rotten-tomatoes", "--max-length", "8",
+                 "--repeats", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 <= result["student"]["accuracy"] <= 1.0
+    assert main(["cache", str(model_dir), "--data", "rotten-tomatoes", "--max-length", "8",
+                 "--out", str(tmp_path / "cache"), "--top-k", "1", "--no-progress"]) == 0
+    assert "top-1" in capsys.readouterr().out
