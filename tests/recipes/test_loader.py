@@ -104,3 +104,4 @@ def test_relative_paths_resolve_against_the_recipe_folder(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_recipes_are_valid(path):
     load_recipe(path)
+
