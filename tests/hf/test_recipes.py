@@ -4,6 +4,7 @@ import bz2
 import json
 
 import pytest
+import torch
 
 from distill.recipes.loader import RecipeError, load_recipe
 from distill.recipes.runner import run_recipe
@@ -180,9 +181,23 @@ def test_a_recipe_distils_sentence_embeddings(tmp_path, make_bert, tokenizer, re
     assert "cosine to teacher" in report and "Agreement with the teacher" in report
     student = distill.load(tmp_path / "run" / "student")
     assert isinstance(student, SentenceEncoder) and student.config.num_hidden_layers == 2
+    assert (tmp_path / "run" / "student" / "modules.json").is_file()
+
+
+def test_a_saved_sentence_encoder_opens_in_sentence_transformers(tmp_path, make_bert, tokenizer):
     st = pytest.importorskip("sentence_transformers")
-    model = st.SentenceTransformer(str(tmp_path / "run" / "student"), device="cpu")
-    assert model.encode(["good film"]).shape == (1, 16)
+    import distill
+    from distill.hf import SentenceEncoder, save_pretrained
+
+    encoder = SentenceEncoder(make_bert(layers=2).bert)
+    save_pretrained(encoder, tmp_path / "student", tokenizer)
+    model = st.SentenceTransformer(str(tmp_path / "student"), device="cpu")
+    ids = tokenizer(["good film", "bad plot"], return_tensors="pt")
+    ours = encoder(**ids).detach()
+    theirs = torch.as_tensor(model.encode(["good film", "bad plot"]))
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-5)
+    reloaded = distill.load(tmp_path / "student")
+    torch.testing.assert_close(reloaded(**ids), ours, rtol=1e-4, atol=1e-5)
 
 
 def test_embedding_recipes_refuse_labels_and_baselines(tmp_path, make_bert, tokenizer,

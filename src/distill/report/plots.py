@@ -68,9 +68,13 @@ def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path
     acc_ax.set_title("test accuracy after each epoch")
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("%")
+    if not acc_ax.lines:  # e.g. sentence embeddings: no accuracy to follow
+        acc_ax.text(0.5, 0.5, "no test accuracy recorded", ha="center", va="center",
+                    transform=acc_ax.transAxes, color="gray")
     for ax in (loss_ax, acc_ax):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     path = Path(path)
     _save(fig, path)
     plt.close(fig)
