@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import hashlib
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ from pathlib import Path
 import torch
 
 import distill
-from distill import atomic
 from distill.data.rotten_tomatoes import load_rotten_tomatoes
 from distill.evaluate import classification_metrics, compare, predict
 from distill.hf import (
@@ -46,7 +44,7 @@ from distill.paths import cache_dir
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, run_jobs  # noqa: E402
+from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
 
 MAX_LENGTH = 64
 KEEP = [0, 2, 4]
@@ -144,11 +142,6 @@ def _run(job: dict) -> dict:
     return embedding_job(job) if job["part"] == "embedding" else run_job(job)
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -179,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     side_by_side = compare(teacher, student, test, batch_sizes=[1, 32], threads=1,
                            latency_repeats=30)
     record = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(args.jobs),
         "teacher": {"accuracy": side_by_side["teacher"]["accuracy"],
@@ -198,11 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                       for when in ("before", "after")},
         "settings": {"teacher": TEACHER_TRAIN, "student": STUDENT_TRAIN, "keep": KEEP,
                      "max_length": MAX_LENGTH, "epochs": args.epochs},
-        "wall_seconds": time.perf_counter() - started,
     }
-    atomic.write_json(args.out, record)
-    print(json.dumps({k: record[k] for k in ("teacher", "students", "speedup_b1",
-                                             "speedup_b32", "embedding")}, indent=1))
+    write_record(record, args.out, started, json.dumps(
+        {k: record[k] for k in ("teacher", "students", "speedup_b1", "speedup_b32",
+                                "embedding")}, indent=1))
     return 0
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from distill import atomic
 
 
 def job_key(job: dict[str, Any]) -> str:
@@ -76,3 +80,18 @@ def _short(result: dict[str, Any]) -> str:
 def machine(processes: int) -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
             "threads_per_job": 1, "jobs": processes, "torch": torch.__version__}
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return {"mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def write_record(record: dict[str, Any], out: Path, started: float, summary: str) -> None:
+    """Stamp the wall time, write ``out`` atomically, print ``summary``."""
+    record["wall_seconds"] = time.perf_counter() - started
+    record["command"] = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    atomic.write_json(out, record)
+    print(summary)
+    print(f"wrote {out}")

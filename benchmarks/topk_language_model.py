@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from distill.paths import cache_dir
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, run_jobs  # noqa: E402
+from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
 from lm_data import load_smollm2, shakespeare, token_blocks  # noqa: E402
 
 KS = [1, 5, 10, 20, 50]
@@ -113,11 +112,6 @@ def run_job(job: dict) -> dict:
             "tokens_per_second": train.shape[0] * (train.shape[1] - 1) * job["epochs"] / seconds}
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-
 def markdown(record: dict) -> str:
     teacher = record["teacher_held_out"]
     out = ["| student learns from | bytes per token | held-out perplexity | KL to teacher "
@@ -195,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
                                    "tokens_per_second")}}
     torch.set_num_threads(1)
     record = {
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(args.jobs), "teacher": "SmolLM2-135M-Instruct (Q4_1 GGUF, fp32)",
         "vocab_size": vocab, "student": STUDENT,
@@ -206,11 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_held_out": held_out_scores(teacher, held_ds, None),
         "rows": rows,
     }
-    record["wall_seconds"] = time.perf_counter() - started
     record["markdown"] = markdown(record)
-    atomic.write_json(args.out, record)
-    print(record["markdown"])
-    print(f"wrote {args.out}")
+    write_record(record, args.out, started, record["markdown"])
     return 0
 
 
