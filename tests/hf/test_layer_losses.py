@@ -22,11 +22,11 @@ def test_hidden_state_loss_is_zero_for_an_exact_copy_and_positive_otherwise(make
     ids = torch.randint(4, 32, (3, 6))
     for kind in ("cosine", "mse"):
         loss = HiddenStateLoss(same, teacher, {0: 0, 1: 1}, kind=kind)
-        assert float(loss(_run(same, teacher, ids))) == pytest.approx(0.0, abs=1e-6)
+        assert loss(_run(same, teacher, ids)).item() == pytest.approx(0.0, abs=1e-6)
         loss.release()
     other = make_bert(layers=2, seed=1)
     loss = HiddenStateLoss(other, teacher, {0: 0, 1: 1})
-    assert float(loss(_run(other, teacher, ids))) > 0.01
+    assert loss(_run(other, teacher, ids)).item() > 0.01
 
 
 def test_default_mapping_spreads_student_blocks_over_the_teacher(make_bert):
@@ -41,10 +41,10 @@ def test_padding_positions_do_not_count(make_bert):
     loss = HiddenStateLoss(student, teacher, {0: 0, 1: 1}, kind="mse")
     ids = torch.randint(4, 32, (2, 6))
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
-    first = float(loss(_run(student, teacher, ids, mask)))
+    first = loss(_run(student, teacher, ids, mask)).item()
     changed = ids.clone()
     changed[0, 4:] = 5  # only padded tokens change (attention ignores them as keys, too)
-    second = float(loss(_run(student, teacher, changed, mask)))
+    second = loss(_run(student, teacher, changed, mask)).item()
     assert first == pytest.approx(second, rel=1e-5)
 
 
@@ -74,11 +74,11 @@ def test_layer_losses_lower_the_hidden_state_gap_through_the_engine(make_bert, r
     student = make_bert(layers=2, seed=3)
     probe = HiddenStateLoss(student, teacher, {0: 1, 1: 3})
     ids = train.encodings["input_ids"][:16]
-    gap_before = float(probe(_run(student, teacher, ids)))
+    gap_before = probe(_run(student, teacher, ids)).item()
     loss = HiddenStateLoss(student, teacher, {0: 1, 1: 3})
     distill.distill(teacher, student, train.unlabeled(), loss=loss, epochs=4, batch_size=16,
                     lr=1e-2, progress=False)
-    gap_after = float(probe(_run(student.eval(), teacher, ids)))
+    gap_after = probe(_run(student.eval(), teacher, ids)).item()
     assert gap_after < 0.5 * gap_before
 
 
@@ -109,9 +109,9 @@ def test_attention_loss_needs_eager_attention_and_compares_maps(make_bert):
     same = keep_layers(teacher, [0, 1])
     other = make_bert(layers=2, seed=1, attn_implementation="eager")
     ids = torch.randint(4, 32, (2, 6))
-    assert float(AttentionLoss(same, teacher)(_run(same, teacher, ids))) == pytest.approx(
+    assert AttentionLoss(same, teacher)(_run(same, teacher, ids)).item() == pytest.approx(
         0.0, abs=1e-6)
-    assert float(AttentionLoss(other, teacher)(_run(other, teacher, ids))) > 0.05
+    assert AttentionLoss(other, teacher)(_run(other, teacher, ids)).item() > 0.05
 
 
 def test_combined_loss_weights_terms_and_checks_them():
