@@ -135,11 +135,10 @@ def _dataset(args: argparse.Namespace):
 
     if args.data not in TEXT_DATASETS:
         return load_dataset(args.data, args.split)
-    from distill.hf import TokenizedText, load_tokenizer
+    from distill.hf import load_tokenizer
+    from distill.hf.text import load_text_dataset
 
-    texts, labels = TEXT_DATASETS[args.data](args.split)
-    return TokenizedText.from_texts(texts, load_tokenizer(args.model), labels,
-                                    max_length=args.max_length, name=f"{args.data}-{args.split}")
+    return load_text_dataset(args.data, args.split, load_tokenizer(args.model), args.max_length)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

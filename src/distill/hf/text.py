@@ -91,3 +91,15 @@ class TokenizedText(Dataset):
     def unlabeled(self) -> TokenizedText:
         """The same text without labels: a transfer set for the teacher's targets alone."""
         return TokenizedText(self.encodings, None, self.info)
+
+
+def load_text_dataset(name: str, split: str, tokenizer: Any, max_length: int = 64,
+                      path: Any = None) -> TokenizedText:
+    """A built-in text dataset (``distill.data.TEXT_DATASETS``) read by ``tokenizer``."""
+    from distill.data import TEXT_DATASETS
+
+    if name not in TEXT_DATASETS:
+        raise ValueError(f"unknown text dataset {name!r}; built-in: {sorted(TEXT_DATASETS)}")
+    texts, labels = TEXT_DATASETS[name](split, **({"path": path} if path is not None else {}))
+    return TokenizedText.from_texts(texts, tokenizer, labels, max_length=max_length,
+                                    name=f"{name}-{split}")

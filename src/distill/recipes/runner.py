@@ -99,17 +99,13 @@ def _load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
     """(train, test, tokenizer): built-in arrays, or text read by the teacher's tokenizer."""
     data = recipe.data
     if data.dataset in TEXT_DATASETS:
-        from distill.hf import TokenizedText, load_tokenizer
+        from distill.hf import load_tokenizer
+        from distill.hf.text import load_text_dataset
 
         tokenizer = load_tokenizer(recipe.teacher.model)
-        options = {"path": data.root} if data.root is not None else {}
-        splits = []
-        for split in ("train", "test"):
-            texts, labels = TEXT_DATASETS[data.dataset](split, **options)
-            splits.append(TokenizedText.from_texts(
-                texts, tokenizer, labels, max_length=data.max_length, num_classes=2,
-                name=f"{data.dataset}-{split}"))
-        return splits[0], splits[1], tokenizer
+        train, test = (load_text_dataset(data.dataset, split, tokenizer, data.max_length,
+                                         data.root) for split in ("train", "test"))
+        return train, test, tokenizer
     options = {"root": data.root} if data.root is not None and data.dataset != "digits" else {}
     return (load_dataset(data.dataset, "train", **options),
             load_dataset(data.dataset, "test", **options), None)

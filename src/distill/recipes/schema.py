@@ -121,7 +121,7 @@ class HFTeacher(TeacherOutputs):
     finetune: TrainSpec | None = None
     cache: bool = True
     attention: Literal["eager", "sdpa"] | None = None
-    """Attention kernel; layer losses on attention maps need (and get) ``eager``."""
+    """Attention kernel; ``[loss.attention]`` needs ``eager`` (it reads the attention maps)."""
 
 
 class HFLayersStudent(Section):
