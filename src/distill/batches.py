@@ -123,6 +123,17 @@ class _Indexed(Dataset):
         return index, self.dataset[index]
 
 
+class _CollateWithIndices:
+    """Default-collate the indices; let the dataset's own ``collate`` build the batch."""
+
+    def __init__(self, collate: Any):
+        self.collate = collate
+
+    def __call__(self, items: list[tuple[int, Any]]):
+        indices = torch.as_tensor([i for i, _ in items], dtype=torch.long)
+        return indices, self.collate([sample for _, sample in items])
+
+
 class Batches:
     """An epoch-able stream of :class:`Batch` over a dataset or a user's DataLoader."""
 
@@ -158,11 +169,14 @@ class Batches:
                     num_workers=num_workers,
                 )
             else:
+                # A dataset may shape its own batches (TokenizedText trims shared padding).
+                collate = getattr(data, "collate", None)
                 self.loader = DataLoader(
                     _Indexed(data),
                     batch_size=batch_size,
                     sampler=sampler,
                     num_workers=num_workers,
+                    collate_fn=_CollateWithIndices(collate) if callable(collate) else None,
                 )
 
     def __len__(self) -> int:

@@ -14,9 +14,21 @@ from distill.data.base import NO_LABEL, DatasetInfo, balanced_indices
 
 class TokenizedText(Dataset):
     """Samples are dicts of the tokenizer's tensors (``input_ids``, ``attention_mask``, …) and,
-    for labeled text, ``labels``; Hugging Face models take them as keyword arguments."""
+    for labeled text, ``labels``; Hugging Face models take them as keyword arguments.
 
-    def __init__(self, encodings: dict[str, Tensor], labels: Tensor | None, info: DatasetInfo):
+    Text is stored padded to one length, but each batch is cut to the columns its own
+    attention mask uses (left or right padding alike): short snippets padded to 64 tokens would
+    otherwise cost the whole 64 in every layer. Turn ``trim_padding`` off when per-token targets
+    must keep the stored length (per-token teacher outputs cached at full length).
+    """
+
+    def __init__(
+        self,
+        encodings: dict[str, Tensor],
+        labels: Tensor | None,
+        info: DatasetInfo,
+        trim_padding: bool = True,
+    ):
         sizes = {k: len(v) for k, v in encodings.items()}
         if labels is not None:
             sizes["labels"] = len(labels)
@@ -25,6 +37,7 @@ class TokenizedText(Dataset):
         if "input_ids" not in encodings:
             raise ValueError(f"encodings need 'input_ids'; got {sorted(encodings)}")
         self.encodings, self.labels, self.info = encodings, labels, info
+        self.trim_padding = trim_padding
 
     @classmethod
     def from_texts(
@@ -36,6 +49,7 @@ class TokenizedText(Dataset):
         max_length: int = 64,
         num_classes: int | None = None,
         name: str = "text",
+        trim_padding: bool = True,
     ) -> TokenizedText:
         """Tokenize ``texts`` padded/truncated to ``max_length`` tokens."""
         texts = list(texts)
@@ -52,7 +66,7 @@ class TokenizedText(Dataset):
             if num_classes is None:
                 num_classes = int(label_tensor.max()) + 1
         info = DatasetInfo(name, (max_length,), num_classes or 0)
-        return cls(dict(encoded), label_tensor, info)
+        return cls(dict(encoded), label_tensor, info, trim_padding)
 
     def __len__(self) -> int:
         return len(self.encodings["input_ids"])
@@ -63,13 +77,27 @@ class TokenizedText(Dataset):
             sample["labels"] = self.labels[index]
         return sample
 
+    def collate(self, samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Stack samples, dropping the padding columns that no sample in the batch uses."""
+        batch = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+        mask = batch.get("attention_mask")
+        if not self.trim_padding or mask is None or mask.dim() != 2:
+            return batch
+        used = mask.any(dim=0).nonzero().flatten()
+        if len(used) == 0 or (used[0] == 0 and used[-1] == mask.shape[1] - 1):
+            return batch
+        first, last = int(used[0]), int(used[-1]) + 1
+        return {k: v[:, first:last] if v.dim() == 2 and v.shape == mask.shape else v
+                for k, v in batch.items()}
+
     def subset(self, indices: Tensor | Sequence[int], name: str | None = None) -> TokenizedText:
         index = torch.as_tensor(indices, dtype=torch.long)
         labels = self.labels[index] if self.labels is not None else None
         info = self.info if name is None else DatasetInfo(
             name, self.info.input_shape, self.info.num_classes, self.info.class_names
         )
-        return TokenizedText({k: v[index] for k, v in self.encodings.items()}, labels, info)
+        return TokenizedText({k: v[index] for k, v in self.encodings.items()}, labels, info,
+                             self.trim_padding)
 
     def labeled(self) -> TokenizedText:
         """Only the samples that carry a hard label."""
@@ -86,11 +114,11 @@ class TokenizedText(Dataset):
         keep = balanced_indices(self.labels, num_labeled, seed)
         labels = torch.full_like(self.labels, NO_LABEL)
         labels[keep] = self.labels[keep]
-        return TokenizedText(self.encodings, labels, self.info)
+        return TokenizedText(self.encodings, labels, self.info, self.trim_padding)
 
     def unlabeled(self) -> TokenizedText:
         """The same text without labels: a transfer set for the teacher's targets alone."""
-        return TokenizedText(self.encodings, None, self.info)
+        return TokenizedText(self.encodings, None, self.info, self.trim_padding)
 
 
 def load_text_dataset(name: str, split: str, tokenizer: Any, max_length: int = 64,

@@ -43,6 +43,11 @@ def check_logits(student_logits: Tensor, teacher_logits: Any) -> None:
                 f": the teacher predicts {t[-1]} classes and the student {s[-1]}; "
                 "build the student with the teacher's number of outputs"
             )
+        elif len(s) == len(t) == 3 and s[0] == t[0] and s[2] == t[2]:
+            hint = (
+                ": the sequence lengths differ; per-token teacher outputs cached at full length "
+                "need untrimmed batches (TokenizedText(..., trim_padding=False))"
+            )
         raise ValueError(f"teacher output shape {t} differs from student output shape {s}{hint}")
 
 
