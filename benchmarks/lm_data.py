@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from distill.data import ArrayDataset, DatasetInfo
 from distill.paths import cache_dir
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -79,3 +80,35 @@ def token_blocks(
             if limit is not None and len(blocks) == limit:
                 return torch.stack(blocks)
     return torch.stack(blocks)
+
+
+# The student and data shared by the language-model benchmarks (5% of the teacher's size).
+STUDENT = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+TRAIN = dict(batch_size=8, lr=3e-3)
+
+
+def split_plays(every: int = 6) -> tuple[list[str], list[str]]:
+    """Every ``every``-th play (sorted by name) is held out whole."""
+    plays = shakespeare()
+    names = list(plays)
+    held = {n for i, n in enumerate(names) if i % every == every - 1}
+    return ([plays[n] for n in names if n not in held], [plays[n] for n in names if n in held])
+
+
+def blocks_from(tokenizer, texts: list[str], per_text: int, length: int) -> torch.Tensor:
+    """The first ``per_text`` blocks of every text: many plays, not a long stretch of one."""
+    return torch.cat([token_blocks(tokenizer, [t], length, limit=per_text) for t in texts])
+
+
+def dataset(blocks: torch.Tensor, name: str, vocab: int) -> ArrayDataset:
+    info = DatasetInfo(name, (blocks.shape[1] - 1,), vocab)
+    return ArrayDataset(blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous(), info)
+
+
+def build_student(vocab: int, seed: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, tie_word_embeddings=True, **STUDENT)
+    return LlamaForCausalLM(config)

@@ -27,46 +27,23 @@ import torch.nn.functional as F
 
 import distill
 from distill import atomic
-from distill.data import ArrayDataset, DatasetInfo
+from distill.data import ArrayDataset
 from distill.paths import cache_dir
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
-from lm_data import load_smollm2, shakespeare, token_blocks  # noqa: E402
+from lm_data import (  # noqa: E402
+    STUDENT,
+    TRAIN,
+    blocks_from,
+    build_student,
+    dataset,
+    load_smollm2,
+    split_plays,
+)
 
 KS = [1, 5, 10, 20, 50]
-STUDENT = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-               num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
-TRAIN = dict(batch_size=8, lr=3e-3)
-
-
-def split_plays(every: int = 6) -> tuple[list[str], list[str]]:
-    """Every ``every``-th play (sorted by name) is held out whole."""
-    plays = shakespeare()
-    names = list(plays)
-    held = {n for i, n in enumerate(names) if i % every == every - 1}
-    return ([plays[n] for n in names if n not in held], [plays[n] for n in names if n in held])
-
-
-def blocks_from(tokenizer, texts: list[str], per_text: int, length: int) -> torch.Tensor:
-    """The first ``per_text`` blocks of every text: many plays, not a long stretch of one."""
-    return torch.cat([token_blocks(tokenizer, [t], length, limit=per_text) for t in texts])
-
-
-def dataset(blocks: torch.Tensor, name: str, vocab: int) -> ArrayDataset:
-    info = DatasetInfo(name, (blocks.shape[1] - 1,), vocab)
-    return ArrayDataset(blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous(), info)
-
-
-def build_student(vocab: int, seed: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab, tie_word_embeddings=True, **STUDENT)
-    return LlamaForCausalLM(config)
-
-
 @torch.no_grad()
 def held_out_scores(model, data: ArrayDataset, teacher_cache: Path | None) -> dict[str, float]:
     """Perplexity on the true next tokens, and KL to / agreement with the teacher's dense logits."""

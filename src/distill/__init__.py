@@ -18,6 +18,7 @@ from distill.losses import (
     HardLabelLoss,
     HiddenStateLoss,
     KDLoss,
+    TokenKDLoss,
 )
 from distill.self_distillation import born_again
 from distill.students import build, build_cnn, build_mlp
@@ -46,6 +47,7 @@ __all__ = [
     "HiddenStateLoss",
     "KDLoss",
     "NonFiniteLossError",
+    "TokenKDLoss",
     "TopKTargets",
     "TrainConfig",
     "__version__",

@@ -84,6 +84,7 @@ def distill(
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     precompute_teacher: bool = False,
+    on_policy: Any = None,
 ) -> DistillResult:
     """Train ``student`` to imitate ``teacher`` on ``train``; return the student and its metrics.
 
@@ -96,6 +97,8 @@ def distill(
     same numbers; seed before building the student to make its initialisation reproducible too.
     ``precompute_teacher=True`` runs the teacher once over ``train`` and reuses its outputs every
     epoch: much cheaper, and exact when there is no augmentation (it refuses ``augment``).
+    ``on_policy`` (a :class:`distill.lm.OnPolicy`) replaces a fraction of batches by the
+    student's own continuations, scored by the live teacher (language models).
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")

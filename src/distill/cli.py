@@ -11,6 +11,7 @@ EPILOG = """examples:
   distill run recipes/fashion-mnist.toml --out runs/fmnist
   distill eval runs/fmnist/student --data fashion-mnist --json
   distill cache TEACHER_FOLDER --data fashion-mnist --out caches/fmnist --top-k 5
+  distill generate runs/mini/student "To be, or not to be" --max-new-tokens 40
   distill run --help
 
 A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [baseline] and
@@ -93,6 +94,25 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--overwrite", action="store_true",
                        help="rebuild a cache built from another teacher, data or settings")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    gen = sub.add_parser(
+        "generate",
+        help="continue a prompt with a saved causal language model (a quick look at a student)",
+        description="Load a causal LM folder (save_pretrained layout, with its tokenizer) or a "
+        "hub id, and print its continuation of PROMPT. Greedy unless --temperature > 0. With "
+        "--teacher, the teacher's continuation is printed beside it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill generate runs/mini/student \"ROMEO:\" --max-new-tokens 40 "
+        "--teacher caches/smollm2",
+    )
+    gen.add_argument("model", help="model folder or hub id")
+    gen.add_argument("prompt", help="the text to continue")
+    gen.add_argument("--max-new-tokens", type=int, default=50)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling (with --temperature > 0)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    gen.add_argument("--teacher", help="a second model to continue the same prompt")
     return parser
 
 
@@ -180,6 +200,33 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from distill.hf import load_model, load_tokenizer
+    from distill.lm import generate
+    from distill.runtime import thread_count
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    names = [("model", args.model)] + ([("teacher", args.teacher)] if args.teacher else [])
+    with thread_count(args.threads):
+        for role, name in names:
+            model = load_model(name, task="causal-lm").eval()
+            tokenizer = load_tokenizer(name)
+            started = time.perf_counter()
+            (text,) = generate(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
+                               temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+            seconds = time.perf_counter() - started
+            tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if len(names) > 1:
+                print(f"--- {role}: {name}")
+            print(args.prompt + text)
+            print(f"({tokens} tokens in {seconds:.2f} s, {tokens / max(seconds, 1e-9):.1f} "
+                  "tokens/s)", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -194,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     from distill.teachers import CacheError
 
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
-               RunFolderError, CacheError, ValueError, TypeError)
-    commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache}
+               RunFolderError, CacheError, ValueError, TypeError, OSError)
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache,
+                "generate": _cmd_generate}
     try:
         return commands[args.command](args)
     except handled as err:

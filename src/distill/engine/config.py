@@ -31,6 +31,7 @@ class TrainConfig:
     device: str = "cpu"
     num_threads: int | None = None
     augment: Callable | None = None
+    on_policy: Any = None  # a distill.lm.OnPolicy: some batches become the student's own text
     eval_batch_size: int = 512
     channels_last: bool | None = None  # None: on for models with 2-D convolutions
     progress: bool | None = None  # None: show a bar when attached to a terminal
@@ -56,6 +57,7 @@ class TrainConfig:
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
         d["augment"] = repr(self.augment) if self.augment is not None else None
+        d["on_policy"] = repr(self.on_policy) if self.on_policy is not None else None
         return d
 
 

@@ -21,14 +21,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from distill import atomic
-from distill.batches import Batches, forward, to_device
+from distill.batches import Batches, to_device
 from distill.engine.callbacks import Callback, FitState, ProgressBar
 from distill.engine.config import TrainConfig, make_optimizer, make_scheduler
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.predict import predict
+from distill.lm.evaluate import lm_metrics
 from distill.losses.base import DistillationLoss
 from distill.runtime import seed_everything, thread_count
-from distill.teachers.online import as_teacher_signal
+from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.targets import TopKTargets
 
 
@@ -143,6 +144,11 @@ class _Run:
         self.device = torch.device(config.device)
         model.to(self.device)
         loss.to(self.device)
+        if config.on_policy is not None and not isinstance(signal, OnlineTeacher):
+            raise ValueError(
+                "on-policy batches are new text that only a live teacher module can score; "
+                f"got {type(signal).__name__ if signal is not None else 'no teacher'}"
+            )
         if signal is not None:
             check_data = getattr(signal, "check_data", None)
             if check_data is not None:
@@ -200,8 +206,13 @@ class _Run:
         for batch in self.batches:
             inputs = self._inputs(batch)
             labels = to_device(batch.labels, self.device)
-            teacher_logits = self._teacher_logits(inputs, batch.indices)
-            value = self.loss(forward(self.model, inputs), teacher_logits, labels)
+            indices = batch.indices
+            if self.config.on_policy is not None:
+                rolled = self.config.on_policy.maybe_rollout(self.model, inputs, labels)
+                if rolled is not None:  # the student's own text: no stored row describes it
+                    inputs, labels, indices = rolled[0], rolled[1], None
+            teacher_logits = self._teacher_logits(inputs, indices)
+            value = self.loss(self.loss.outputs(self.model, inputs), teacher_logits, labels)
             loss_item = float(value.detach())
             if not math.isfinite(loss_item):
                 self._stop_non_finite(loss_item)
@@ -232,8 +243,11 @@ class _Run:
     def _teacher_logits(self, inputs, indices) -> Tensor | TopKTargets | None:
         if self.signal is None:
             return None
-        logits = self.signal.logits(inputs, indices)
-        finite = logits.is_finite() if isinstance(logits, TopKTargets) else torch.isfinite(logits)
+        if isinstance(self.signal, OnlineTeacher):  # a live module is read as the student is
+            logits = self.signal.logits(inputs, indices, read=self.loss.outputs)
+        else:
+            logits = self.signal.logits(inputs, indices)
+        finite = logits.is_finite() if not isinstance(logits, Tensor) else torch.isfinite(logits)
         if not bool(finite.all() if isinstance(finite, Tensor) else finite):
             raise ValueError(
                 f"the teacher produced NaN or Inf logits at epoch {self.state.epoch + 1}, "
@@ -257,6 +271,10 @@ class _Run:
 
     def _evaluate(self, eval_data) -> dict[str, float]:
         size, device = self.config.eval_batch_size, self.device
+        if _per_token_labels(eval_data):  # a language model: perplexity, not accuracy
+            scores = lm_metrics(self.model, eval_data, teacher=self.eval_signal,
+                                batch_size=max(1, size // 64), device=str(device))
+            return {f"eval_{k}": v for k, v in scores.items()}
         student = predict(self.model, eval_data, size, device)
         teacher_logits = self.teacher_eval_logits
         if self.eval_signal is not None and teacher_logits is None:
@@ -265,3 +283,9 @@ class _Run:
                 self.teacher_eval_logits = teacher_logits  # a fixed teacher is run once
         scores = classification_metrics(student.logits, student.labels, teacher_logits)
         return {f"eval_{k}": v for k, v in scores.items()}
+
+
+def _per_token_labels(data) -> bool:
+    """Whether the data labels every position of a sequence (next tokens), not each sample."""
+    first = next(iter(Batches(data, 1, shuffle=False)), None)
+    return first is not None and first.labels is not None and first.labels.dim() >= 2

@@ -4,6 +4,7 @@ from distill.losses.base import DistillationLoss
 from distill.losses.combined import CombinedLoss
 from distill.losses.layers import AttentionLoss, HiddenStateLoss
 from distill.losses.soft_targets import HardLabelLoss, KDLoss, soft_target_kl
+from distill.losses.token_kd import TokenKDLoss
 
 __all__ = [
     "AttentionLoss",
@@ -12,5 +13,6 @@ __all__ = [
     "HardLabelLoss",
     "HiddenStateLoss",
     "KDLoss",
+    "TokenKDLoss",
     "soft_target_kl",
 ]

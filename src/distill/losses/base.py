@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from distill.batches import forward
 
 
 class DistillationLoss(nn.Module):
@@ -17,6 +20,12 @@ class DistillationLoss(nn.Module):
     """
 
     needs_teacher: bool = True
+
+    def outputs(self, model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> Any:
+        """What this loss reads from a model (the student, and a live teacher): its logits here;
+        a loss may read something cheaper to hold (e.g. hidden states it turns into logits in
+        chunks)."""
+        return forward(model, inputs)
 
     def release(self) -> None:
         """Detach what the loss attached to the models (e.g. forward hooks); a no-op here."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -17,10 +20,16 @@ class OnlineTeacher:
         self.module = module.eval()
 
     @torch.no_grad()
-    def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor:
+    def logits(
+        self,
+        inputs: Inputs,
+        indices: Tensor | None = None,
+        read: Callable[[nn.Module, Inputs], Any] = forward,
+    ) -> Any:
+        """The teacher's logits, or whatever ``read`` takes from it (the loss's own reader)."""
         if self.module.training:  # someone called .train() on it since: teachers never train
             self.module.eval()
-        return forward(self.module, inputs)
+        return read(self.module, inputs)
 
     def to(self, device: torch.device | str) -> OnlineTeacher:
         self.module.to(device)

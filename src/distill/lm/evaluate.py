@@ -1,0 +1,78 @@
+"""Held-out quality of a causal LM: perplexity, and how far it is from its teacher."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.batches import Batches, forward, to_device
+from distill.data.base import NO_LABEL
+from distill.lm.heads import HiddenStates, read_hidden_states, supports_hidden_states
+from distill.losses.divergences import divergence
+
+
+def _read(model: nn.Module, inputs: Any) -> Any:
+    if supports_hidden_states(model):
+        return read_hidden_states(model, inputs)
+    return forward(model, inputs)
+
+
+def _chunk(out: Any, sl: slice):
+    return out.logits(sl) if isinstance(out, HiddenStates) else out[:, sl]
+
+
+@torch.inference_mode()
+def lm_metrics(
+    model: nn.Module,
+    data: Any,
+    *,
+    teacher: Any = None,
+    batch_size: int = 8,
+    chunk_size: int = 128,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Perplexity over the positions that carry a label; with ``teacher``, also the mean
+    forward KL(teacher ‖ model) per token and top-1 agreement. Logits are made ``chunk_size``
+    positions at a time, so a 50k vocabulary never fills memory. ``teacher`` is a module or a
+    teacher signal (e.g. a :class:`~distill.CachedTeacher` built on ``data``)."""
+    was_training = model.training
+    model.eval().to(device)
+    if isinstance(teacher, nn.Module):
+        teacher.eval().to(device)
+    nll, kl, agree, tokens = 0.0, 0.0, 0, 0
+    try:
+        for batch in Batches(data, batch_size, shuffle=False):
+            if batch.labels is None:
+                raise ValueError("perplexity needs labels (the next tokens); got a batch without")
+            inputs = to_device(batch.inputs, device)
+            labels = batch.labels.to(device)
+            out = _read(model, inputs)
+            ref = None
+            if isinstance(teacher, nn.Module):
+                ref = _read(teacher, inputs)
+            elif teacher is not None:
+                ref = teacher.logits(inputs, batch.indices)
+            for start in range(0, labels.shape[1], chunk_size):
+                sl = slice(start, start + chunk_size)
+                keep = labels[:, sl] != NO_LABEL
+                if not bool(keep.any()):
+                    continue
+                log_q = F.log_softmax(_chunk(out, sl).float(), -1)[keep]
+                nll -= float(log_q.gather(-1, labels[:, sl][keep].unsqueeze(-1)).sum())
+                tokens += int(keep.sum())
+                if ref is not None:
+                    log_p = F.log_softmax(_chunk(ref, sl).float(), -1)[keep]
+                    kl += float(divergence(log_p, log_q, "forward_kl").sum())
+                    agree += int((log_p.argmax(-1) == log_q.argmax(-1)).sum())
+    finally:
+        model.train(was_training)
+    if tokens == 0:
+        raise ValueError("no labeled positions to evaluate (every label is -100)")
+    scores = {"perplexity": math.exp(nll / tokens), "nll": nll / tokens, "tokens": tokens}
+    if teacher is not None:
+        scores.update(kl_to_teacher=kl / tokens, agreement=agree / tokens)
+    return scores

@@ -1,0 +1,106 @@
+"""Text from a causal LM: a quick look at a student, and the teacher's own generations as
+training data (sequence-level distillation, Kim & Rush 2016)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.hf.text import TokenizedText
+from distill.lm.data import prompt_completions
+
+
+@contextmanager
+def _left_padding(tokenizer: Any):
+    """Batched generation continues every prompt from its last token: pad on the left."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        yield
+    finally:
+        tokenizer.padding_side = side
+
+
+def sampling_settings(temperature: float, top_p: float | None = None) -> dict[str, Any]:
+    """``generate`` keywords: greedy at temperature 0, sampling otherwise."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return {"do_sample": False}
+    settings: dict[str, Any] = {"do_sample": True, "temperature": temperature, "top_k": 0}
+    if top_p is not None:
+        settings["top_p"] = top_p
+    return settings
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: str | Sequence[str],
+    *,
+    max_new_tokens: int = 50,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool | None = False,
+) -> list[str]:
+    """The continuation of each prompt (without the prompt), greedy unless ``temperature > 0``."""
+    from tqdm.auto import tqdm
+
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else list(prompts)
+    if not prompts:
+        raise ValueError("no prompts to continue")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[str] = []
+    try:
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc="generating", disable=progress is False, unit="batch"):
+            chunk = prompts[start : start + batch_size]
+            with _left_padding(tokenizer):
+                encoded = tokenizer(chunk, return_tensors="pt", padding=True)
+            encoded = {k: v.to(device) for k, v in encoded.items()}
+            tokens = model.generate(
+                **encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                **sampling_settings(temperature, top_p),
+            )
+            new = tokens[:, encoded["input_ids"].shape[1] :]
+            out += tokenizer.batch_decode(new, skip_special_tokens=True)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def teacher_generations(
+    teacher: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    max_length: int = 128,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool | None = None,
+) -> TokenizedText:
+    """Prompts completed by the teacher, as prompt/completion training data.
+
+    Sequence-level KD trains the student on these (cross-entropy, or token-level KD on top):
+    it learns the teacher's mode rather than the reference text.
+    """
+    completions = generate(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                           temperature=temperature, seed=seed, batch_size=batch_size,
+                           progress=progress)
+    return prompt_completions(prompts, completions, tokenizer, max_length=max_length,
+                              name="teacher-generations")

@@ -1,0 +1,189 @@
+"""Token-level distillation of causal language models, in chunks of positions.
+
+For each position the student's next-token distribution is pulled towards the teacher's by a
+chosen divergence (forward KL, reverse KL or the generalized JSD of GKD), optionally blended
+with cross-entropy on the text's own next tokens. Positions labeled ``ignore_index`` (prompt
+and padding) count in neither term.
+
+Memory: with ``chunk_size`` set, models that expose their hidden states and head (Hugging
+Face causal LMs) hand the loss hidden states instead of logits; the loss makes the logits of
+``chunk_size`` positions at a time, and recomputes them in the backward pass rather than
+keeping them (activation checkpointing per chunk). Peak memory then holds one chunk's
+``batch × chunk × vocabulary`` logits instead of the whole sequence's, for both models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from distill.batches import forward
+from distill.lm.heads import HiddenStates, read_hidden_states, supports_hidden_states
+from distill.losses.base import DistillationLoss
+from distill.losses.divergences import DIVERGENCES, Divergence, check_beta, divergence
+from distill.losses.topk import fold_onto_buckets
+from distill.teachers.targets import TopKTargets
+
+Outputs = Tensor | HiddenStates
+
+
+def _positions(value: Outputs | TopKTargets, sl: slice, grad: bool) -> Tensor | TopKTargets:
+    """The logits (or top-k targets) of positions ``sl``: made from hidden states if needed."""
+    if isinstance(value, TopKTargets):
+        return TopKTargets(value.indices[:, sl], value.logits[:, sl], value.rest[:, sl],
+                           value.vocab_size)
+    if isinstance(value, HiddenStates):
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            return value.logits(sl)
+    return value[:, sl]
+
+
+class TokenKDLoss(DistillationLoss):
+    """``alpha · T² · D(teacher_T, student_T) + (1 − alpha) · CE(student, next tokens)``.
+
+    Args:
+        divergence: ``"forward_kl"`` (Hinton's KD), ``"reverse_kl"`` or ``"jsd"``.
+        beta: the generalized JSD's mixing weight, strictly inside (0, 1).
+        temperature: softens both distributions; ``T²`` keeps gradient scales comparable.
+        alpha: weight of the divergence; ``1 - alpha`` goes to cross-entropy on labels.
+        chunk_size: positions per chunk (``None``: one pass over full logits, the reference).
+        ignore_index: the label of positions that do not count (prompt, padding).
+
+    Logits are ``(batch, sequence, vocabulary)``; labels ``(batch, sequence)`` are the next
+    tokens, already shifted. The teacher may also be sparse top-k targets from a cache.
+    """
+
+    def __init__(
+        self,
+        divergence: Divergence = "forward_kl",
+        *,
+        beta: float = 0.5,
+        temperature: float = 1.0,
+        alpha: float = 1.0,
+        chunk_size: int | None = 128,
+        ignore_index: int = -100,
+    ):
+        super().__init__()
+        if divergence not in DIVERGENCES:
+            raise ValueError(
+                f"unknown divergence {divergence!r}; choose one of {', '.join(DIVERGENCES)}"
+            )
+        if divergence == "jsd":
+            check_beta(beta)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be within [0, 1], got {alpha}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of positions or None, "
+                             f"got {chunk_size}")
+        self.divergence, self.beta = divergence, float(beta)
+        self.temperature, self.alpha = float(temperature), float(alpha)
+        self.chunk_size, self.ignore_index = chunk_size, ignore_index
+
+    def outputs(self, model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> Outputs:
+        """Hidden states when chunking a model that exposes them; full logits otherwise."""
+        if self.chunk_size is not None and supports_hidden_states(model):
+            return read_hidden_states(model, inputs)
+        return forward(model, inputs)
+
+    def forward(
+        self,
+        student_logits: Outputs,
+        teacher_logits: Outputs | TopKTargets | None,
+        labels: Tensor | None = None,
+    ) -> Tensor:
+        if teacher_logits is None and self.alpha > 0:
+            raise ValueError("TokenKDLoss needs the teacher's outputs (or alpha=0 for pure CE)")
+        _check_shapes(student_logits, teacher_logits, labels)
+        batch, length = student_logits.shape[0], student_logits.shape[1]
+        if labels is None:
+            keep = torch.ones(batch, length, dtype=torch.bool, device=_device(student_logits))
+        else:
+            keep = labels != self.ignore_index
+        count = keep.sum()
+        if int(count) == 0:
+            return _device_zero(student_logits)
+        step = self.chunk_size or length
+        total = _device_zero(student_logits)
+        for start in range(0, length, step):
+            sl = slice(start, min(start + step, length))
+            chunk_labels = None if labels is None else labels[:, sl]
+            if self.chunk_size is None or not torch.is_grad_enabled():
+                total = total + self._chunk(student_logits, teacher_logits, chunk_labels,
+                                            keep[:, sl], sl)
+            else:  # recompute this chunk's logits in backward instead of keeping them
+                total = total + checkpoint(self._chunk, student_logits, teacher_logits,
+                                           chunk_labels, keep[:, sl], sl, use_reentrant=False)
+        return total / count
+
+    def _chunk(self, student: Outputs, teacher: Any, labels: Tensor | None, keep: Tensor,
+               sl: slice) -> Tensor:
+        """Sum over the kept positions of ``sl`` of the blended loss."""
+        s_logits = _positions(student, sl, grad=True).float()
+        total = s_logits.new_zeros(())
+        flat_keep = keep.reshape(-1)
+        if self.alpha > 0:
+            t = self.temperature
+            log_q = F.log_softmax(s_logits / t, dim=-1).reshape(-1, s_logits.shape[-1])
+            target = _positions(teacher, sl, grad=False)
+            if isinstance(target, TopKTargets):
+                target = target.detach()
+                log_p = target.bucket_log_probs(t).reshape(-1, target.k + 1)
+                log_q = fold_onto_buckets(log_q, target.indices.reshape(-1, target.k))
+            else:
+                log_p = F.log_softmax(target.detach().float() / t, dim=-1).reshape(log_q.shape)
+            per_position = divergence(log_p[flat_keep], log_q[flat_keep], self.divergence,
+                                      self.beta)
+            total = total + self.alpha * t * t * per_position.sum()
+        if self.alpha < 1 and labels is not None:
+            ce = F.cross_entropy(s_logits.reshape(-1, s_logits.shape[-1])[flat_keep],
+                                 labels.reshape(-1)[flat_keep].long(), reduction="sum")
+            total = total + (1.0 - self.alpha) * ce
+        return total
+
+    def extra_repr(self) -> str:
+        beta = f", beta={self.beta}" if self.divergence == "jsd" else ""
+        return (f"divergence={self.divergence!r}{beta}, temperature={self.temperature}, "
+                f"alpha={self.alpha}, chunk_size={self.chunk_size}")
+
+
+def _device(value: Outputs) -> torch.device:
+    return value.hidden.device if isinstance(value, HiddenStates) else value.device
+
+
+def _device_zero(value: Outputs) -> Tensor:
+    """A zero that keeps the graph connected, so ``backward()`` works on an all-masked batch."""
+    if isinstance(value, HiddenStates):
+        return value.hidden.sum() * 0.0
+    return value.sum() * 0.0
+
+
+def _check_shapes(student: Outputs, teacher: Any, labels: Tensor | None) -> None:
+    s = tuple(student.shape)
+    if len(s) != 3:
+        raise ValueError(
+            f"token-level distillation needs (batch, sequence, vocabulary) outputs; the student "
+            f"gave shape {s}"
+        )
+    if teacher is not None:
+        t = tuple(teacher.shape)
+        if t[-1] != s[-1]:
+            raise ValueError(
+                f"the teacher's vocabulary has {t[-1]} tokens and the student's {s[-1]}: "
+                "teacher and student must share one tokenizer "
+                "(distill.lm.check_same_tokenizer says what differs)"
+            )
+        if t[:2] != s[:2]:
+            raise ValueError(f"teacher outputs cover (batch, sequence) {t[:2]} but the "
+                             f"student's cover {s[:2]}")
+    if labels is not None and tuple(labels.shape) != s[:2]:
+        raise ValueError(
+            f"labels of shape {tuple(labels.shape)} do not match the student's (batch, sequence) "
+            f"{s[:2]}: labels are the next tokens, one per position"
+        )
