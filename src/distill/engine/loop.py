@@ -149,6 +149,7 @@ class _Run:
                 "on-policy batches are new text that only a live teacher module can score; "
                 f"got {type(signal).__name__ if signal is not None else 'no teacher'}"
             )
+        loss.check_models(model, getattr(signal, "module", None))
         if signal is not None:
             check_data = getattr(signal, "check_data", None)
             if check_data is not None:

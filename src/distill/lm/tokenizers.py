@@ -30,6 +30,23 @@ def tokenizer_differences(teacher: Any, student: Any, examples: int = 3) -> list
     return out
 
 
+def _token_ids(model: Any) -> dict[str, Any]:
+    config = getattr(model, "config", None)
+    ids = {f"{name}_id": getattr(config, f"{name}_id", None) for name in SPECIAL}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    ids["vocabulary size"] = (int(head.weight.shape[0]) if head is not None
+                              else getattr(config, "vocab_size", None))
+    return ids
+
+
+def model_differences(teacher: Any, student: Any) -> list[str]:
+    """What two models' configurations say differently about their tokens (vocabulary size,
+    special-token ids); settings only one of them records are not compared."""
+    t, s = _token_ids(teacher), _token_ids(student)
+    return [f"{k}: teacher {t[k]}, student {s[k]}" for k in t
+            if t[k] is not None and s[k] is not None and t[k] != s[k]]
+
+
 def check_same_tokenizer(teacher: Any, student: Any) -> None:
     """Refuse a pair whose token ids mean different things, saying what differs."""
     differences = tokenizer_differences(teacher, student)

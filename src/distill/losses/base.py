@@ -27,6 +27,9 @@ class DistillationLoss(nn.Module):
         chunks)."""
         return forward(model, inputs)
 
+    def check_models(self, student: nn.Module, teacher: nn.Module | None) -> None:
+        """Refuse a student/teacher pair this loss cannot compare, before any training."""
+
     def release(self) -> None:
         """Detach what the loss attached to the models (e.g. forward hooks); a no-op here."""
 

@@ -92,6 +92,18 @@ class TokenKDLoss(DistillationLoss):
             return read_hidden_states(model, inputs)
         return forward(model, inputs)
 
+    def check_models(self, student: nn.Module, teacher: nn.Module | None) -> None:
+        from distill.lm.tokenizers import model_differences
+
+        if teacher is None or self.alpha == 0:
+            return
+        differences = model_differences(teacher, student)
+        if differences:
+            raise ValueError(
+                "teacher and student must share one tokenizer for token-level distillation; "
+                + "; ".join(differences)
+            )
+
     def forward(
         self,
         student_logits: Outputs,

@@ -90,3 +90,19 @@ def test_perplexity_is_the_exponent_of_cross_entropy(make_llama, lm_tokenizer, d
     kl = F.kl_div(logits[keep].log_softmax(-1), t_logits[keep].log_softmax(-1), log_target=True,
                   reduction="batchmean")
     assert scores["kl_to_teacher"] == pytest.approx(float(kl), rel=1e-4)
+
+
+def test_distilling_between_vocabularies_is_refused_before_training(make_llama, documents,
+                                                                     lm_tokenizer):
+    import transformers
+
+    import distill
+
+    config = transformers.LlamaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=32, eos_token_id=5)
+    other = transformers.LlamaForCausalLM(config)
+    data = causal_blocks(documents, lm_tokenizer, 8, max_blocks=4)
+    with pytest.raises(ValueError, match="eos_token_id: teacher 2, student 5") as err:
+        distill.distill(make_llama(layers=1), other, data, loss=distill.TokenKDLoss(),
+                        progress=False)
+    assert "vocabulary size: teacher 32, student 40" in str(err.value)
