@@ -11,10 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.batches import logits_of
 from distill.hf.io import require_transformers
 from distill.losses.base import DistillationLoss
 from distill.losses.soft_targets import KDLoss
+from distill.losses.token_kd import TokenKDLoss
 
 _Trainer = require_transformers().Trainer
 
@@ -27,7 +27,9 @@ class DistillationTrainer(_Trainer):
 
     The teacher runs in eval mode without gradients on every training batch. A loss with its
     own parameters (layer projections) has them optimised alongside the student and kept out
-    of the saved model. Evaluation uses the student's own loss, as ``Trainer`` does.
+    of the saved model. Evaluation uses the student's own loss, as ``Trainer`` does. With
+    :class:`~distill.TokenKDLoss`, labels come in Hugging Face's causal-LM convention (the
+    input ids, -100 where not learned) and are shifted to next tokens here.
     """
 
     def __init__(self, *args: Any, teacher: nn.Module, loss: DistillationLoss | None = None,
@@ -38,6 +40,7 @@ class DistillationTrainer(_Trainer):
         self.teacher = teacher.eval().requires_grad_(False)
         self.distill_loss = loss if loss is not None else KDLoss()
         self.distill_loss.to(self.args.device)
+        self.distill_loss.check_models(self.model, self.teacher)
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         # older transformers take no model argument, and never pass one
@@ -59,9 +62,18 @@ class DistillationTrainer(_Trainer):
         teacher_device = next(self.teacher.parameters()).device
         if teacher_device != self.args.device:
             self.teacher.to(self.args.device)
+        read = self.distill_loss.outputs
         with torch.no_grad():
-            teacher_logits = logits_of(self.teacher(**inputs)) if self.distill_loss.needs_teacher \
-                else None
-        outputs = model(**inputs)
-        value = self.distill_loss(logits_of(outputs), teacher_logits, labels)
+            teacher_out = read(self.teacher, inputs) if self.distill_loss.needs_teacher else None
+        outputs = read(model, inputs)
+        if isinstance(self.distill_loss, TokenKDLoss) and labels is not None:
+            labels = next_token_labels(labels)
+        value = self.distill_loss(outputs, teacher_out, labels)
         return (value, outputs) if return_outputs else value
+
+
+def next_token_labels(labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """Hugging Face causal-LM labels (the input ids) as the token each position predicts."""
+    shifted = labels.new_full(labels.shape, ignore_index)
+    shifted[:, :-1] = labels[:, 1:]
+    return shifted

@@ -67,3 +67,27 @@ def test_on_policy_needs_a_live_teacher(make_llama, lm_tokenizer, documents, tmp
                         on_policy=OnPolicy(), progress=False)
     with pytest.raises(ValueError, match="on-policy fraction"):
         OnPolicy(fraction=1.5)
+
+
+def test_the_hugging_face_trainer_distils_a_causal_lm_with_the_same_loss(
+        make_llama, lm_tokenizer, documents, tmp_path):
+    import transformers
+
+    from distill.hf.trainer import DistillationTrainer, next_token_labels
+
+    teacher, student = make_llama(layers=2, seed=4), make_llama(layers=1, seed=5)
+    blocks = causal_blocks(documents, lm_tokenizer, 12)
+    ids = blocks.encodings["input_ids"]
+    rows = [{"input_ids": row, "labels": row} for row in ids]  # HF convention: unshifted
+    loss = distill.TokenKDLoss("jsd", chunk_size=4)
+    before = lm_metrics(student, blocks, teacher=teacher)["kl_to_teacher"]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=20, per_device_train_batch_size=8,
+        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True,
+        disable_tqdm=True, logging_strategy="no",
+    )
+    DistillationTrainer(model=student, teacher=teacher, args=args, train_dataset=rows,
+                        loss=loss).train()
+    assert lm_metrics(student, blocks, teacher=teacher)["kl_to_teacher"] < 0.7 * before
+    assert torch.equal(next_token_labels(ids[:2]), torch.cat(
+        [ids[:2, 1:], torch.full((2, 1), -100)], dim=1))
