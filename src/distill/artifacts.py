@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+import torch
 from torch import nn
 
 from distill import atomic
+from distill.prune.masks import permanent_copy
 from distill.students.builders import ARCHITECTURES
 
 FORMAT = "distill.model/1"
@@ -41,7 +43,10 @@ def _spec_of(model: nn.Module, architecture: str | None, kwargs: dict | None) ->
             "architecture='package.module:factory' (and kwargs=...) or build it with "
             "distill.students.build_*"
         )
-    return {"architecture": spec["architecture"], "kwargs": dict(spec["kwargs"])}
+    out = {"architecture": spec["architecture"], "kwargs": dict(spec["kwargs"])}
+    if spec.get("resized"):  # structurally pruned: layer shapes come from the weights file
+        out["resized"] = True
+    return out
 
 
 def save(
@@ -58,6 +63,7 @@ def save(
     :func:`distill.hf.save_pretrained`), which ``transformers`` opens without distill.
     """
     path = Path(path)
+    model = permanent_copy(model)  # pruning masks become plain zeros in the saved weights
     if architecture is None and _is_hf(model):
         from distill.hf.io import save_pretrained
 
@@ -137,6 +143,8 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
         raise ArtifactError(
             f"{path / CONFIG}: cannot build {config['architecture']!r} from its kwargs: {err}"
         ) from err
+    if config.get("resized"):
+        _resize_from_file(model, weights)
     try:
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
     except Exception as err:  # safetensors raises several types for corrupt or mismatched files
@@ -146,9 +154,24 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
             f"{weights} does not match architecture {config['architecture']!r}: "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
         )
-    if not hasattr(model, "distill_spec"):
-        model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"]}
+    if not hasattr(model, "distill_spec") or config.get("resized"):
+        model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"],
+                              **({"resized": True} if config.get("resized") else {})}
     return model.to(device).eval()
+
+
+def _resize_from_file(model: nn.Module, weights: Path) -> None:
+    """Give a rebuilt model the (pruned) layer shapes stored in ``weights``."""
+    from safetensors import safe_open
+
+    from distill.prune.resize import resize_to
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            shapes = {k: torch.Size(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        resize_to(model, shapes)
+    except Exception as err:  # a corrupt header, or a layer type that cannot be resized
+        raise ArtifactError(f"cannot restore the pruned shapes stored in {weights}: {err}") from err
 
 
 def _is_hf(model: nn.Module) -> bool:

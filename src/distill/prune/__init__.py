@@ -1,0 +1,31 @@
+"""Pruning: masks (unstructured magnitude, N:M) and structured removal of neurons and channels.
+
+Masks zero weights but keep every shape; structured pruning returns a smaller dense model.
+Either is usually followed by recovery training — distillation from the unpruned model
+(:func:`distill.distill` with it as the teacher) recovers more than fine-tuning on labels.
+"""
+
+from distill.prune.masks import (
+    LayerSparsity,
+    magnitude_prune,
+    make_permanent,
+    nm_prune,
+    overall_sparsity,
+    permanent_copy,
+    prunable_layers,
+    sparsity_report,
+)
+from distill.prune.structured import output_layers, prune_structured
+
+__all__ = [
+    "LayerSparsity",
+    "magnitude_prune",
+    "make_permanent",
+    "nm_prune",
+    "output_layers",
+    "overall_sparsity",
+    "permanent_copy",
+    "prunable_layers",
+    "prune_structured",
+    "sparsity_report",
+]

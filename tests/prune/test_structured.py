@@ -1,0 +1,74 @@
+"""Structured pruning: smaller dense layers, the same inputs and outputs, saved and reloaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import distill
+from distill.data.digits import load_digits
+from distill.evaluate.size import count_parameters
+from distill.prune import prune_structured
+
+pytest.importorskip("torch_pruning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits("train"), load_digits("test")
+
+
+def _cnn(seed=0):
+    torch.manual_seed(seed)
+    return distill.build_cnn((1, 8, 8), 10, channels=(16, 32), convs_per_stage=2, hidden=24)
+
+
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "activation", "taylor"])
+def test_half_the_channels_go_and_the_model_still_maps_images_to_ten_classes(digits, importance):
+    train, test = digits
+    model = _cnn()
+    before = count_parameters(model)
+    prune_structured(model, test.inputs[:2], 0.5, importance=importance, data=train)
+    assert [c.out_channels for c in _convs(model)] == [8, 8, 16, 16]
+    assert [c.in_channels for c in _convs(model)] == [1, 8, 8, 16]  # inputs follow outputs
+    assert model[-1].out_features == 10 and model[-3].out_features == 12  # hidden 24 -> 12
+    assert model(test.inputs[:5]).shape == (5, 10)
+    assert count_parameters(model) < 0.35 * before
+
+
+def test_the_data_driven_importances_choose_differently(digits):
+    train, test = digits
+    chosen = {}
+    for importance in ("magnitude", "taylor"):
+        model = distill.train_model(_cnn(), train, epochs=2, batch_size=64, progress=False).student
+        weights = model[0].weight.detach().clone()
+        prune_structured(model, test.inputs[:2], 0.5, importance=importance, data=train)
+        kept = model[0].weight.detach()
+        chosen[importance] = {int((weights - k).flatten(1).abs().sum(1).argmin())
+                              for k in kept}  # which of the 16 first-layer filters survived
+    assert chosen["magnitude"] != chosen["taylor"]
+
+
+def test_a_pruned_model_saves_and_loads_with_its_new_shapes(digits, tmp_path):
+    train, test = digits
+    model = prune_structured(_cnn(), test.inputs[:2], 0.5)
+    distill.train_model(model, train, epochs=1, batch_size=64, progress=False)
+    distill.save(model, tmp_path / "pruned")
+    loaded = distill.load(tmp_path / "pruned")
+    x = test.inputs[:8]
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    assert count_parameters(loaded) == count_parameters(model)
+    distill.save(loaded, tmp_path / "again")  # a reloaded pruned model saves as pruned too
+    assert count_parameters(distill.load(tmp_path / "again")) == count_parameters(model)
+
+
+def test_bad_settings_are_named(digits):
+    _, test = digits
+    with pytest.raises(ValueError, match="ratio must be within"):
+        prune_structured(_cnn(), test.inputs[:2], 1.0)
+    with pytest.raises(ValueError, match="needs calibration data"):
+        prune_structured(_cnn(), test.inputs[:2], 0.5, importance="activation")
