@@ -15,10 +15,12 @@ from distill.prune.masks import (
     prunable_layers,
     sparsity_report,
 )
+from distill.prune.recover import PruneResult, prune_and_recover, step_ratios
 from distill.prune.structured import output_layers, prune_structured
 
 __all__ = [
     "LayerSparsity",
+    "PruneResult",
     "magnitude_prune",
     "make_permanent",
     "nm_prune",
@@ -26,6 +28,8 @@ __all__ = [
     "overall_sparsity",
     "permanent_copy",
     "prunable_layers",
+    "prune_and_recover",
     "prune_structured",
     "sparsity_report",
+    "step_ratios",
 ]
