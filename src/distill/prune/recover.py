@@ -14,6 +14,7 @@ from typing import Any, Literal
 from torch import nn
 
 from distill.api import DistillResult, distill, train_model
+from distill.hf.io import is_hf_model
 from distill.prune.masks import magnitude_prune, nm_prune
 from distill.prune.structured import prune_structured
 
@@ -26,10 +27,20 @@ class PruneResult:
 
     model: nn.Module
     steps: list[dict[str, Any]] = field(default_factory=list)
+    fits: list[DistillResult] = field(default_factory=list)
 
     @property
     def metrics(self) -> dict[str, Any]:
         return self.steps[-1]["metrics"] if self.steps else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every recovery epoch of every step, numbered in order, with its step."""
+        out = []
+        for step, fit in enumerate(self.fits, 1):
+            for record in fit.history:
+                out.append({**record, "epoch": len(out) + 1, "prune_step": step})
+        return out
 
 
 def step_ratios(ratio: float, steps: int, method: Method) -> list[float]:
@@ -60,11 +71,12 @@ def prune_and_recover(
 
     ``recover="distill"`` trains the pruned copy against ``model`` as its teacher (KD loss
     unless ``loss=`` is given); ``"finetune"`` on hard labels; ``"none"`` only prunes.
-    ``example_inputs`` (one input batch) is needed for structured pruning.
+    ``example_inputs`` (one input batch) is needed for structured pruning of plain modules;
+    Hugging Face transformers lose MLP neurons (:func:`distill.hf.pruning.prune_neurons`).
     """
     if recover not in ("distill", "finetune", "none"):
         raise ValueError(f"recover must be 'distill', 'finetune' or 'none', got {recover!r}")
-    if method == "structured" and example_inputs is None:
+    if method == "structured" and example_inputs is None and not is_hf_model(model):
         raise ValueError("structured pruning traces the model: pass example_inputs=<a batch>")
     if method not in ("structured", "magnitude", "2:4"):
         raise ValueError(f"method must be 'structured', 'magnitude' or '2:4', got {method!r}")
@@ -73,7 +85,11 @@ def prune_and_recover(
     result = PruneResult(student)
     ratios = [0.5] if method == "2:4" else step_ratios(ratio, steps, method)
     for i, step_ratio in enumerate(ratios):
-        if method == "structured":
+        if method == "structured" and is_hf_model(student):
+            from distill.hf.pruning import prune_neurons
+
+            prune_neurons(student, step_ratio, importance=importance, data=train)
+        elif method == "structured":
             prune_structured(student, example_inputs, step_ratio, importance=importance,
                              data=train)
         elif method == "magnitude":
@@ -91,5 +107,6 @@ def prune_and_recover(
                 fitted = train_model(student, train, eval=eval, epochs=epochs_per_step,
                                      **settings)
             record["metrics"] = fitted.metrics
+            result.fits.append(fitted)
         result.steps.append(record)
     return result

@@ -31,7 +31,7 @@ from distill.losses import (
     KDLoss,
 )
 from distill.recipes.building import build_model, train_kwargs
-from distill.recipes.schema import Recipe
+from distill.recipes.schema import PrunedStudent, Recipe
 from distill.recipes.teacher_setup import (
     TeacherSetup,
     cached_outputs,
@@ -151,6 +151,12 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     if recipe.self_distill is not None:
         setup, student, distilled, baseline, histories = _self_distill(
             recipe, student_train, test, loss, checkpoints, progress)
+    elif isinstance(recipe.student, PrunedStudent):
+        from distill.recipes.pruned_run import run_pruned
+
+        setup = get_teacher(recipe, train, test, progress, tokenizer)
+        student, distilled, baseline, histories = run_pruned(
+            recipe, setup, student_train, test, loss, checkpoints, progress)
     else:
         setup = get_teacher(recipe, train, test, progress, tokenizer)
         student = build_model(recipe.student, train.info, recipe.train.seed, setup.module)

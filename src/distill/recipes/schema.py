@@ -145,6 +145,21 @@ class HFStudent(Section):
     model: str = Field(min_length=1)
 
 
+class PrunedStudent(Section):
+    """The teacher itself, pruned, then recovered by distillation from its unpruned self.
+
+    ``structured`` removes channels/neurons (Hugging Face teachers: MLP neurons), ``magnitude``
+    zeros the smallest weights, ``2:4`` keeps two of every four. ``steps`` > 1 prunes and
+    recovers in turns ([train] epochs are shared among the steps).
+    """
+
+    arch: Literal["pruned"]
+    method: Literal["structured", "magnitude", "2:4"] = "structured"
+    ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
+    steps: PositiveInt = 1
+
+
 class MemberMLP(MLPSpec, Trained):
     pass
 
@@ -195,6 +210,7 @@ class TeacherEnsemble(TeacherOutputs):
 TeacherSpec = _by_arch(mlp=TeacherMLP, cnn=TeacherCNN, saved=TeacherSaved,
                        ensemble=TeacherEnsemble, hf=HFTeacher)
 StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec, hf=HFStudent,
+                       pruned=PrunedStudent,
                        **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent})
 HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
 
@@ -290,6 +306,7 @@ class Recipe(Section):
                    if self.self_distill is None else "the first [self_distill] generation on")
             )
         self._hf_consistent()
+        self._pruned_consistent()
         if self.teacher is None:
             return self
         outputs = self.teacher.outputs
@@ -301,6 +318,25 @@ class Recipe(Section):
             )
         return self
 
+    def _pruned_consistent(self) -> None:
+        spec = self.student
+        if not isinstance(spec, PrunedStudent):
+            return
+        if self.teacher is None or isinstance(self.teacher, TeacherEnsemble):
+            raise ValueError("[student] arch = 'pruned' prunes the teacher: give one [teacher] "
+                             "model (not an ensemble, nor [self_distill])")
+        if (self.loss.hidden is not None or self.loss.attention is not None
+                or self.loss.kind != "kd"):
+            raise ValueError("[student] arch = 'pruned' recovers with the output loss alone "
+                             "([loss] kind = 'kd', no [loss.hidden] / [loss.attention])")
+        if spec.steps > self.train.epochs:
+            raise ValueError(f"[student] steps = {spec.steps} needs at least as many [train] "
+                             f"epochs (got {self.train.epochs}): every step trains")
+        if isinstance(self.teacher, HFTeacher) and (
+                spec.method == "2:4" or spec.importance == "activation"):
+            raise ValueError("a Hugging Face teacher is pruned by method = 'structured' (MLP "
+                             "neurons) or 'magnitude', with importance 'magnitude' or 'taylor'")
+
     def _hf_consistent(self) -> None:
         hf_teacher = isinstance(self.teacher, HFTeacher)
         text = self.data.dataset in TEXT_DATASETS
@@ -311,6 +347,8 @@ class Recipe(Section):
                 "[teacher] arch = 'hf' needs a text dataset ([data] dataset = "
                 f"{' or '.join(repr(d) for d in TEXT_DATASETS)})"
             )
+        if isinstance(self.student, PrunedStudent):
+            return
         if isinstance(self.student, HF_STUDENTS) and not hf_teacher:
             raise ValueError(
                 f"[student] arch = '{self.student.arch}' is built from or beside a Hugging Face "
