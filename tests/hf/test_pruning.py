@@ -16,7 +16,7 @@ def _logits(model, data):
         return model(**{k: v[:8] for k, v in data.encodings.items()}).logits
 
 
-@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+@pytest.mark.parametrize("importance", ["magnitude", "taylor", "activation"])
 def test_bert_neurons_go_and_transformers_reloads_it(make_bert, reviews, tmp_path, importance):
     train, test = reviews
     model = make_bert(layers=2, hidden=16, heads=4)

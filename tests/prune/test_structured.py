@@ -72,3 +72,37 @@ def test_bad_settings_are_named(digits):
         prune_structured(_cnn(), test.inputs[:2], 1.0)
     with pytest.raises(ValueError, match="needs calibration data"):
         prune_structured(_cnn(), test.inputs[:2], 0.5, importance="activation")
+
+
+class _Residual(torch.nn.Module):
+    """conv-bn-relu, then two residual blocks that add to it: coupled channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, padding=1),
+                                        torch.nn.BatchNorm2d(16), torch.nn.ReLU())
+        self.blocks = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Conv2d(16, 24, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(24, 16, 3, padding=1), torch.nn.BatchNorm2d(16))
+            for _ in range(2))
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for block in self.blocks:
+            h = torch.relu(h + block(h))
+        return self.head(h.mean((2, 3)))
+
+
+def test_channels_shared_through_residual_additions_go_together(digits):
+    _, test = digits
+    torch.manual_seed(0)
+    model = _Residual().eval()
+    prune_structured(model, test.inputs[:2], 0.5)
+    # the residual stream (stem, each block's last conv and norm, the head's input) shrinks as
+    # one: a channel removed from one of them is removed from all
+    widths = {model.stem[0].out_channels, model.stem[1].num_features, model.head.in_features}
+    widths |= {b[2].out_channels for b in model.blocks} | {b[3].num_features for b in model.blocks}
+    assert widths == {8}
+    assert {b[0].out_channels for b in model.blocks} == {12}  # inner widths: their own
+    assert model(test.inputs[:3]).shape == (3, 10)

@@ -25,7 +25,7 @@ from distill.batches import Batches, forward, to_device
 from distill.hf.layers import block_names, family_of
 from distill.hf.students import keep_layers
 
-Importance = Literal["magnitude", "taylor"]
+Importance = Literal["magnitude", "taylor", "activation"]
 
 # per family: (layers whose output rows are neurons, layers whose input columns are neurons)
 _MLP = {
@@ -66,8 +66,12 @@ def _score(weight: Tensor, importance: Importance, dim: int) -> Tensor:
 
 def _with_importance(model: nn.Module, importance: Importance, data: Any, batches: int,
                      batch_size: int, body: Callable[[], Any]) -> Any:
-    if importance not in ("magnitude", "taylor"):
-        raise ValueError(f"importance must be 'magnitude' or 'taylor', got {importance!r}")
+    if importance not in ("magnitude", "taylor", "activation"):
+        raise ValueError(
+            f"importance must be 'magnitude', 'taylor' or 'activation', got {importance!r}"
+        )
+    if importance == "activation" and data is None:
+        raise ValueError("importance='activation' needs calibration data (data=...)")
     if importance == "taylor":
         if data is None:
             raise ValueError("importance='taylor' needs calibration data (data=...)")
@@ -104,12 +108,17 @@ def prune_neurons(model: nn.Module, ratio: float, *, importance: Importance = "m
     rows, cols = _MLP[family_of(model).blocks]
     width = model.config.intermediate_size
     keep = max(1, round(width * (1.0 - ratio)))
+    activity = (_neuron_activity(model, cols[0], data, calibration_batches, batch_size)
+                if importance == "activation" else None)
 
     def body() -> None:
-        for block in _blocks(model):
-            score = sum(_score(block.get_submodule(n).weight, importance, 1) for n in rows)
-            score = score + sum(_score(block.get_submodule(n).weight, importance, 0)
-                                for n in cols)
+        for i, block in enumerate(_blocks(model)):
+            if activity is not None:
+                score = activity[i]
+            else:
+                score = sum(_score(block.get_submodule(n).weight, importance, 1) for n in rows)
+                score = score + sum(_score(block.get_submodule(n).weight, importance, 0)
+                                    for n in cols)
             index = score.topk(keep).indices.sort().values
             for n in rows:
                 _replace(block, n, _select(block.get_submodule(n), index, 0))
@@ -119,6 +128,39 @@ def prune_neurons(model: nn.Module, ratio: float, *, importance: Importance = "m
     _with_importance(model, importance, data, calibration_batches, batch_size, body)
     model.config.intermediate_size = keep
     return model
+
+
+@torch.no_grad()
+def _neuron_activity(model: nn.Module, reader: str, data: Any, batches: int,
+                     batch_size: int) -> list[Tensor]:
+    """Mean absolute value of each MLP neuron (the input of ``reader``, the layer that reads
+    the neurons) over the tokens of ``batches`` calibration batches, per block."""
+    blocks = _blocks(model)
+    sums: list[Tensor | float] = [0.0] * len(blocks)
+    counts = [0] * len(blocks)
+
+    def hook(i: int):
+        def record(module, args):
+            values = args[0].abs().flatten(0, -2)
+            sums[i] = sums[i] + values.sum(0)
+            counts[i] += values.shape[0]
+        return record
+
+    handles = [b.get_submodule(reader).register_forward_pre_hook(hook(i))
+               for i, b in enumerate(blocks)]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
+            if n == batches:
+                break
+            forward(model, to_device(batch.inputs, device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return [s / max(c, 1) for s, c in zip(sums, counts, strict=True)]
 
 
 def prune_heads(model: nn.Module, ratio: float, *, importance: Importance = "magnitude",
