@@ -229,3 +229,11 @@ def test_cli_evaluates_and_caches_a_hugging_face_model_on_text(tmp_path, make_be
     assert main(["cache", str(model_dir), "--data", "rotten-tomatoes", "--max-length", "8",
                  "--out", str(tmp_path / "cache"), "--top-k", "1", "--no-progress"]) == 0
     assert "top-1" in capsys.readouterr().out
+
+
+def test_attention_transfer_picks_the_kernel_that_returns_attention_maps(hf_recipe, tmp_path):
+    with_maps = hf_recipe.replace("[train]", "[loss.attention]\nweight = 1.0\n\n[train]")
+    assert parse(with_maps, tmp_path).teacher.attention == "eager"
+    sdpa = with_maps.replace('arch = "hf"\n', 'arch = "hf"\nattention = "sdpa"\n')
+    with pytest.raises(RecipeError, match="does not return"):
+        parse(sdpa, tmp_path)

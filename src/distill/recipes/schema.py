@@ -121,7 +121,7 @@ class HFTeacher(TeacherOutputs):
     finetune: TrainSpec | None = None
     cache: bool = True
     attention: Literal["eager", "sdpa"] | None = None
-    """Attention kernel; ``[loss.attention]`` needs ``eager`` (it reads the attention maps)."""
+    """Attention kernel; ``[loss.attention]`` picks ``eager`` itself (it reads the maps)."""
 
 
 class HFLayersStudent(Section):
@@ -379,6 +379,11 @@ class Recipe(Section):
         if layer_terms and not hf_teacher:
             raise ValueError(f"[loss.{layer_terms[0]}] compares Hugging Face transformer blocks; "
                              "it needs [teacher] arch = 'hf'")
+        if self.loss.attention is not None and hf_teacher:
+            if self.teacher.attention == "sdpa":
+                raise ValueError("[loss.attention] reads attention maps, which the 'sdpa' kernel "
+                                 "does not return: set [teacher] attention = 'eager' or drop it")
+            self.teacher.attention = "eager"  # the maps must exist: pick the kernel that has them
         if layer_terms and self.teacher.outputs != "online":
             raise ValueError(
                 f"[loss.{layer_terms[0]}] reads the teacher's inner layers on every batch: it "
