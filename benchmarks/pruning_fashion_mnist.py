@@ -29,7 +29,6 @@ import torch
 
 import distill
 from distill.data.fashion_mnist import load_fashion_mnist
-from distill.evaluate.size import count_parameters
 from distill.prune import (
     magnitude_prune,
     make_permanent,
@@ -41,7 +40,8 @@ from distill.prune import (
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from hinton_fashion_mnist import TEACHER_TRAIN, get_teacher  # noqa: E402
-from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+from jobs import machine, run_jobs, write_record  # noqa: E402
+from pruning_table import summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50%")
 RECOVERY = dict(batch_size=128, lr=1e-3, weight_decay=5e-4, warmup_ratio=0.0)
@@ -102,36 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             for s in range(args.seeds) for m in METHODS for r in ("distill", "finetune")]
     results = run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
     done = list(zip(jobs, results, strict=True))
-    rows = {}
-    for name, entry in at_once.items():
-        row = {"params": count_parameters(models[name]), "sparsity": overall_sparsity(models[name]),
-               "accuracy_pruned": entry["accuracy"],
-               "latency_ms_b1": entry["latency_ms_p50"],
-               "latency_ms_b64": entry["latency_ms_p50_b64"]}
-        for recover in ("distill", "finetune"):
-            mine = [r["accuracy"] for j, r in done
-                    if j["method"] == name and j["recover"] == recover]
-            if mine:
-                row[f"recovered_{recover}"] = mean_std(mine)
-        rows[name] = row
-    base = rows["unpruned"]
-    for row in rows.values():
-        row["speedup_b1"] = base["latency_ms_b1"] / row["latency_ms_b1"]
-        row["speedup_b64"] = base["latency_ms_b64"] / row["latency_ms_b64"]
-    table = ["| model | parameters | zero weights | accuracy, pruned | recovered by distillation "
-             "| recovered by fine-tuning | speed-up b1 | speed-up b64 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, row in rows.items():
-        rec = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}%" if k in row else "–"
-               for k in ("recovered_distill", "recovered_finetune")]
-        table.append(f"| {name} | {row['params']:,} | {100 * row['sparsity']:.0f}% | "
-                     f"{100 * row['accuracy_pruned']:.2f}% | {rec[0]} | {rec[1]} | "
-                     f"{row['speedup_b1']:.2f}× | {row['speedup_b64']:.2f}× |")
+    rows, table = summarise(at_once, models, done, 64)
     record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(args.jobs), "teacher": str(teacher_path), "rows": rows,
         "recovery": {**RECOVERY, "epochs": args.epochs, "kd": "T=2, alpha=0.5, precomputed"},
-        "markdown": "\n".join(table),
+        "markdown": table,
     }
     write_record(record, args.out, started, record["markdown"])
     return 0

@@ -25,15 +25,15 @@ from pathlib import Path
 import torch
 
 import distill
-from distill.evaluate.size import count_parameters
 from distill.hf import load_tokenizer
 from distill.hf.pruning import prune_neurons
-from distill.prune import magnitude_prune, make_permanent, nm_prune, overall_sparsity
+from distill.prune import magnitude_prune, make_permanent, nm_prune
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from distilbert_minilm import TEACHER_TRAIN, datasets, get_teacher  # noqa: E402
-from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+from jobs import machine, run_jobs, write_record  # noqa: E402
+from pruning_table import summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50% (MLP neurons)")
 RECOVERY = dict(batch_size=32, lr=5e-5, weight_decay=0.01, warmup_ratio=0.1)
@@ -91,32 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             for s in range(args.seeds) for m in METHODS for r in ("distill", "finetune")]
     done = list(zip(jobs, run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"),
                                    args.jobs), strict=True))
-    rows = {}
-    for name, entry in at_once.items():
-        row = {"params": count_parameters(models[name]), "sparsity": overall_sparsity(models[name]),
-               "accuracy_pruned": entry["accuracy"], "latency_ms_b1": entry["latency_ms_p50"],
-               "latency_ms_b32": entry["latency_ms_p50_b32"]}
-        for recover in ("distill", "finetune"):
-            mine = [r["accuracy"] for j, r in done
-                    if j["method"] == name and j["recover"] == recover]
-            if mine:
-                row[f"recovered_{recover}"] = mean_std(mine)
-        rows[name] = row
-    for row in rows.values():
-        row["speedup_b1"] = rows["unpruned"]["latency_ms_b1"] / row["latency_ms_b1"]
-        row["speedup_b32"] = rows["unpruned"]["latency_ms_b32"] / row["latency_ms_b32"]
-    table = ["| model | parameters | zero weights | accuracy, pruned | recovered by distillation "
-             "| recovered by fine-tuning | speed-up b1 | speed-up b32 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, row in rows.items():
-        rec = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}%" if k in row else "–"
-               for k in ("recovered_distill", "recovered_finetune")]
-        table.append(f"| {name} | {row['params']:,} | {100 * row['sparsity']:.0f}% | "
-                     f"{100 * row['accuracy_pruned']:.2f}% | {rec[0]} | {rec[1]} | "
-                     f"{row['speedup_b1']:.2f}× | {row['speedup_b32']:.2f}× |")
+    rows, table = summarise(at_once, models, done, 32)
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(args.jobs), "teacher": str(teacher_dir), "rows": rows,
-              "recovery": {**RECOVERY, "epochs": args.epochs}, "markdown": "\n".join(table)}
+              "recovery": {**RECOVERY, "epochs": args.epochs}, "markdown": table}
     write_record(record, args.out, started, record["markdown"])
     return 0
 

@@ -14,7 +14,7 @@ so they are written out here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -51,6 +51,26 @@ def _calibrate_gradients(model: nn.Module, data: Any, batches: int, batch_size: 
         labels = batch.labels.to(device)
         F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                         ignore_index=-100).backward()
+
+
+def _calibration_inputs(model: nn.Module, data: Any, batches: int, batch_size: int,
+                        handles: list) -> Iterator[Any]:
+    """Run ``model`` (in eval mode) on ``batches`` batches of ``data``, yielding each batch's
+    inputs after its forward pass; the hooks in ``handles`` are removed at the end."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
+            if n == batches:
+                break
+            inputs = to_device(batch.inputs, device)
+            forward(model, inputs)
+            yield inputs
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
 
 
 def _score(weight: Tensor, importance: Importance, dim: int) -> Tensor:
@@ -148,18 +168,8 @@ def _neuron_activity(model: nn.Module, reader: str, data: Any, batches: int,
 
     handles = [b.get_submodule(reader).register_forward_pre_hook(hook(i))
                for i, b in enumerate(blocks)]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
-            if n == batches:
-                break
-            forward(model, to_device(batch.inputs, device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    for _ in _calibration_inputs(model, data, batches, batch_size, handles):
+        pass
     return [s / max(c, 1) for s, c in zip(sums, counts, strict=True)]
 
 
@@ -228,25 +238,13 @@ def block_importance(model: nn.Module, data: Any, *, batches: int = 4,
         return record
 
     handles = [b.register_forward_hook(hook(i), with_kwargs=True) for i, b in enumerate(blocks)]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
-            if n == batches:
-                break
-            inputs = to_device(batch.inputs, device)
-            forward(model, inputs)
-            mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
-            for i, (h_in, h_out) in captured.items():
-                cos = F.cosine_similarity(h_in.float(), h_out.float(), dim=-1)
-                keep = mask.bool() if mask is not None else torch.ones_like(cos, dtype=torch.bool)
-                sums[i] += float((1.0 - cos)[keep].sum())
-                counts[i] += int(keep.sum())
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    for inputs in _calibration_inputs(model, data, batches, batch_size, handles):
+        mask = inputs.get("attention_mask") if isinstance(inputs, dict) else None
+        for i, (h_in, h_out) in captured.items():
+            cos = F.cosine_similarity(h_in.float(), h_out.float(), dim=-1)
+            keep = mask.bool() if mask is not None else torch.ones_like(cos, dtype=torch.bool)
+            sums[i] += float((1.0 - cos)[keep].sum())
+            counts[i] += int(keep.sum())
     return [s / max(c, 1) for s, c in zip(sums, counts, strict=True)]
 
 
