@@ -39,9 +39,12 @@ def test_the_pruned_teacher_is_recovered_saved_and_compared(tmp_path):
 def test_masks_from_a_recipe_are_saved_as_zeros(tmp_path):
     recipe = {**RECIPE, "student": {"arch": "pruned", "method": "magnitude", "ratio": 0.7},
               "baseline": {"enabled": False}, "train": {"epochs": 1, "batch_size": 64}}
-    run_recipe(parse_recipe(recipe), tmp_path / "run", progress=False)
+    metrics = run_recipe(parse_recipe(recipe), tmp_path / "run", progress=False)
     student = distill.load(tmp_path / "run" / "student")
     assert distill.prune.overall_sparsity(student) == pytest.approx(0.7, abs=0.01)
+    assert metrics["pruning"]["overall_sparsity"] == pytest.approx(0.7, abs=0.01)
+    assert [layer["name"] for layer in metrics["pruning"]["layers"]] == ["0", "4", "9", "11"]
+    assert "| 4 | 4,608 |" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("change,message", [

@@ -200,6 +200,14 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     )
     if setup.members:
         metrics["teacher_members"] = setup.members
+    if isinstance(recipe.student, PrunedStudent):
+        from distill.prune import overall_sparsity, sparsity_report
+
+        metrics["pruning"] = {
+            "overall_sparsity": overall_sparsity(student),
+            "layers": [{"name": r.name, "zeros": r.zeros, "total": r.total,
+                        "sparsity": r.sparsity} for r in sparsity_report(student)],
+        }
     if "generations" in distilled.metrics:
         metrics["generations"] = distilled.metrics["generations"]
     student_meta = {"accuracy": metrics["student"].get("accuracy")}

@@ -64,6 +64,20 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pruning(metrics: dict[str, Any]) -> list[str]:
+    """Zero weights per layer of a pruned student (structured pruning leaves none: it removes)."""
+    pruning = metrics.get("pruning")
+    if not pruning:
+        return []
+    rows = ["", "## Pruning", "",
+            f"Zero weights in the student: {_pct(pruning['overall_sparsity'])} overall. The "
+            "baseline is the same pruning recovered by fine-tuning on labels.", "",
+            "| layer | weights | zeros | sparsity |", "|---|---:|---:|---:|"]
+    rows += [f"| {r['name']} | {r['total']:,} | {r['zeros']:,} | {_pct(r['sparsity'])} |"
+             for r in pruning["layers"]]
+    return rows
+
+
 def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, str]) -> str:
     env = metrics.get("environment", {})
     lines = [
@@ -91,6 +105,7 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
             + (" Not defined here: the baseline matched or beat the teacher."
                if metrics.get("gap_closed") is None else "")
         )
+    lines += _pruning(metrics)
     lines += ["", "## Plots", ""]
     for title, rel in plots.items():
         lines += [f"![{title}]({rel})", ""]
