@@ -64,6 +64,12 @@ def save(
     """
     path = Path(path)
     model = permanent_copy(model)  # pruning masks become plain zeros in the saved weights
+    quantization = getattr(model, "distill_quantization", None)
+    if quantization is not None and _is_hf(model):
+        raise ArtifactError(
+            "a quantized Hugging Face model is deployed as ONNX (distill.quantize.to_onnx); "
+            "save_pretrained cannot hold its int8 layers"
+        )
     if architecture is None and _is_hf(model):
         from distill.hf.io import save_pretrained
 
@@ -75,9 +81,17 @@ def save(
         "params": sum(p.numel() for p in model.parameters()),
         "metadata": metadata or {},
     }
+    if quantization is not None:
+        from distill.quantize.storage import quantized_tensors
+
+        config["quantization"] = quantization
+        tensors = quantized_tensors(model)
     json.dumps(config, allow_nan=False)  # fail before writing anything if it cannot be stored
     with atomic.directory(path) as tmp:
-        safetensors.torch.save_model(model, str(tmp / WEIGHTS))
+        if quantization is not None:
+            safetensors.torch.save_file(tensors, str(tmp / WEIGHTS))
+        else:
+            safetensors.torch.save_model(model, str(tmp / WEIGHTS))
         atomic.write_json(tmp / CONFIG, config)
     return path
 
@@ -145,6 +159,8 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
         ) from err
     if config.get("resized"):
         _resize_from_file(model, weights)
+    if config.get("quantization"):
+        return _load_quantized(model, config, weights).to(device)
     try:
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
     except Exception as err:  # safetensors raises several types for corrupt or mismatched files
@@ -198,3 +214,16 @@ def _load_hf(path: Path, class_name: str) -> nn.Module:
     if cls is None:
         raise ArtifactError(f"{path / CONFIG}: transformers has no model class {class_name!r}")
     return cls.from_pretrained(str(path))
+
+
+def _load_quantized(skeleton: nn.Module, config: dict[str, Any], weights: Path) -> nn.Module:
+    """The fp32 architecture given its saved quantized structure and integer weights."""
+    from distill.quantize.storage import restore
+
+    try:
+        tensors = safetensors.torch.load_file(str(weights))
+        model = restore(skeleton, config["quantization"], tensors)
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise ArtifactError(f"cannot load the quantized model in {weights.parent}: {err}") from err
+    model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"]}
+    return model

@@ -1,0 +1,70 @@
+"""Quantized copies: close to fp32, smaller on disk, saved and reloaded without pickle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import distill
+from distill.data.digits import load_digits
+from distill.quantize import WeightOnlyLinear, cast, quantize_dynamic, quantize_weights
+
+
+@pytest.fixture(scope="module")
+def trained():
+    train, test = load_digits("train"), load_digits("test")
+    torch.manual_seed(0)
+    model = distill.build_mlp((1, 8, 8), 10, hidden=(256, 128))
+    distill.train_model(model, train, epochs=6, batch_size=64, lr=3e-3, progress=False)
+    return model.eval(), test
+
+
+def _accuracy(model, test):
+    with torch.no_grad():
+        return float((model(test.inputs).argmax(-1) == test.labels).float().mean())
+
+
+def _size(folder):
+    return (folder / "model.safetensors").stat().st_size
+
+
+@pytest.mark.parametrize("make,max_ratio,min_kept", [
+    (lambda m: quantize_dynamic(m), 0.30, 0.99),
+    (lambda m: quantize_weights(m, bits=8, group_size=64), 0.30, 0.99),
+    (lambda m: quantize_weights(m, bits=4, group_size=32), 0.20, 0.97),
+    (lambda m: cast(m, "float16"), 0.55, 0.99),
+    (lambda m: cast(m, "bfloat16"), 0.55, 0.98),
+])
+def test_quantized_copies_keep_accuracy_shrink_and_reload(trained, tmp_path, make, max_ratio,
+                                                          min_kept):
+    model, test = trained
+    quantized = make(model)
+    assert quantized is not model and isinstance(model[1], torch.nn.Linear)  # original intact
+    reference = _accuracy(model, test)
+    assert _accuracy(quantized, test) >= min_kept * reference
+    distill.save(model, tmp_path / "fp32")
+    distill.save(quantized, tmp_path / "q")
+    assert _size(tmp_path / "q") <= max_ratio * _size(tmp_path / "fp32")
+    config = json.loads((tmp_path / "q" / "config.json").read_text())
+    assert config["quantization"] == quantized.distill_quantization
+    loaded = distill.load(tmp_path / "q")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(test.inputs[:32]), quantized(test.inputs[:32]))
+
+
+def test_int4_packs_two_weights_per_byte_and_dequantizes_within_half_a_step():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(50, 6)
+    q = WeightOnlyLinear.from_linear(linear, bits=4, group_size=16)
+    assert q.qweight.dtype == torch.uint8 and q.qweight.shape == (6, 32)  # 64 padded / 2
+    step = q.scales.repeat_interleave(16, dim=1)[:, :50]
+    assert bool(((q.dequantize() - linear.weight).abs() <= step / 2 + 1e-6).all())
+    with pytest.raises(ValueError, match="8 or 4 bits"):
+        WeightOnlyLinear(4, 4, bits=3)
+
+
+def test_dynamic_int8_of_a_model_without_linear_layers_is_refused():
+    with pytest.raises(ValueError, match="no Linear, LSTM or GRU"):
+        quantize_dynamic(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)))
