@@ -143,6 +143,10 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
         from distill.hf.embeddings import SentenceEncoder
 
         return SentenceEncoder.from_pretrained(path).to(device).eval()
+    from distill.quantize.onnx import OnnxModel, is_onnx_folder
+
+    if is_onnx_folder(path):
+        return OnnxModel(path)
     hf_class = _hf_architecture(path)
     if hf_class is not None:
         return _load_hf(path, hf_class).to(device).eval()

@@ -20,7 +20,18 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def size_on_disk(model: nn.Module) -> int:
-    """Bytes of the safetensors file the model saves to (what ships)."""
+    """Bytes of the file the model ships as: its safetensors file, or, for models that are
+    files already (an exported ONNX graph) or hold quantized layers, what they say."""
+    own = getattr(model, "bytes_on_disk", None)
+    if callable(own):
+        return int(own())
+    if getattr(model, "distill_quantization", None) is not None:
+        from distill.quantize.storage import quantized_tensors
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.safetensors"
+            safetensors.torch.save_file(quantized_tensors(model), str(path))
+            return path.stat().st_size
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
         safetensors.torch.save_model(model, str(path))

@@ -1,0 +1,152 @@
+"""Deployment through ONNX Runtime: export, optional int8 quantization there, and a module that
+runs the exported file so distill's evaluation tools measure it like any other model.
+
+On x86 CPUs ONNX Runtime's int8 kernels beat PyTorch's (see BENCHMARKS.md), which makes this
+the deployment path to beat. An exported folder holds ``model.onnx`` and ``config.json``;
+``distill.load`` opens it as an :class:`OnnxModel`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from distill import atomic
+from distill.batches import Inputs, forward
+
+FORMAT = "distill.onnx/1"
+MODEL_FILE = "model.onnx"
+
+
+def _require_onnx():
+    try:
+        import onnxruntime
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("ONNX export needs onnx and onnxruntime: pip install 'distill[onnx]'"
+                          ) from err
+    return onnxruntime
+
+
+class _Logits(nn.Module):
+    """The model with one output, its logits, and named inputs: what the exporter traces."""
+
+    def __init__(self, model: nn.Module, names: list[str] | None):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *args: Tensor) -> Tensor:
+        if self.names is None:
+            return forward(self.model, args[0])
+        return forward(self.model, dict(zip(self.names, args, strict=True)))
+
+
+def to_onnx(
+    model: nn.Module,
+    example_inputs: Inputs,
+    path: str | Path,
+    *,
+    int8: bool = False,
+    tolerance: float = 1e-4,
+) -> Path:
+    """Export ``model`` to the folder ``path`` (``model.onnx`` + ``config.json``), checked.
+
+    The batch dimension (and the sequence dimension of token inputs) stays dynamic. The export
+    is run on ``example_inputs`` and compared with PyTorch: fp32 must agree within
+    ``tolerance`` (max absolute difference relative to the largest logit), or nothing is
+    written. ``int8=True`` then quantizes the graph dynamically in ONNX Runtime (int8 weights
+    per channel, activations per batch); its difference is recorded, not bounded.
+    """
+    ort = _require_onnx()
+    path = Path(path)
+    names = list(example_inputs) if isinstance(example_inputs, Mapping) else None
+    args = tuple(example_inputs.values()) if names else (example_inputs,)
+    wrapped = _Logits(model.eval(), names).eval()
+    input_names = names or ["input"]
+    dims = {0: torch.export.Dim("batch", min=1)}
+    if names:  # token inputs: (batch, sequence)
+        dims = {0: torch.export.Dim("batch", min=1), 1: torch.export.Dim("sequence", min=2)}
+    dynamic = tuple(dims if a.dim() >= 2 or not names else {0: dims[0]} for a in args)
+    with torch.no_grad():
+        reference = wrapped(*args).float()
+    with atomic.directory(path) as tmp:
+        fp32 = tmp / ("fp32.onnx" if int8 else MODEL_FILE)
+        torch.onnx.export(wrapped, args, str(fp32), input_names=input_names,
+                          output_names=["logits"], dynamic_shapes=(dynamic,), dynamo=True,
+                          external_data=False, optimize=True)
+        diff = _max_diff(ort, fp32, input_names, args, reference)
+        if diff > tolerance:
+            raise ValueError(f"the exported graph's logits differ from PyTorch's by {diff:.2e} "
+                             f"(relative to the largest logit; tolerance {tolerance:.0e})")
+        config: dict[str, Any] = {"format": FORMAT, "inputs": input_names, "int8": int8,
+                                  "max_relative_diff_fp32": diff}
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(fp32), str(tmp / MODEL_FILE), weight_type=QuantType.QInt8,
+                             per_channel=True)
+            fp32.unlink()
+            config["max_relative_diff_int8"] = _max_diff(ort, tmp / MODEL_FILE, input_names,
+                                                         args, reference)
+        atomic.write_json(tmp / "config.json", config)
+    return path
+
+
+def _max_diff(ort, file: Path, names: list[str], args: tuple, reference: Tensor) -> float:
+    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    feed = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}
+    out = torch.from_numpy(session.run(None, feed)[0]).float()
+    return float((out - reference).abs().max() / reference.abs().max().clamp(min=1e-12))
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by ONNX Runtime behind the ``nn.Module`` interface.
+
+    Its session uses as many threads as torch does when it is called (recreated when that
+    changes), so latency measured with ``threads=1`` means one thread here too.
+    """
+
+    def __init__(self, folder: str | Path):
+        super().__init__()
+        self.folder = Path(folder)
+        self.config = json.loads((self.folder / "config.json").read_text())
+        if self.config.get("format") != FORMAT:
+            raise ValueError(f"{self.folder}: not an exported ONNX model ({FORMAT})")
+        self._session: Any = None
+        self._threads = 0
+
+    def _get_session(self):
+        threads = torch.get_num_threads()
+        if self._session is None or threads != self._threads:
+            ort = _require_onnx()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.folder / MODEL_FILE), options,
+                                                 providers=["CPUExecutionProvider"])
+            self._threads = threads
+        return self._session
+
+    def forward(self, inputs: Tensor | None = None, **named: Tensor) -> Tensor:
+        names = self.config["inputs"]
+        values = named if named else {names[0]: inputs}
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise ValueError(f"the exported model needs inputs {names}; missing {missing}")
+        feed = {n: np.ascontiguousarray(values[n].detach().cpu().numpy()) for n in names}
+        return torch.from_numpy(self._get_session().run(None, feed)[0])
+
+    def bytes_on_disk(self) -> int:
+        return (self.folder / MODEL_FILE).stat().st_size
+
+    def extra_repr(self) -> str:
+        return f"{self.folder}, int8={self.config.get('int8')}"
+
+
+def is_onnx_folder(path: Path) -> bool:
+    return (path / MODEL_FILE).is_file() and (path / "config.json").is_file()
