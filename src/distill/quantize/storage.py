@@ -8,6 +8,7 @@ says which), and the stored values are put in place.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -23,9 +24,61 @@ def _dynamic_linears(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, DynamicLinear)}
 
 
+GRAPH_KINDS = ("static-int8", "qat-int8")
+
+
+def flatten_state(state: dict[str, Any]) -> dict[str, Tensor]:
+    """A quantized state dict as plain tensors: integer values, scales and zero points for
+    quantized tensors, one entry per element of packed tuples; dtypes are left to the model."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if isinstance(value, tuple | list):
+            out.update(flatten_state({f"{key}.{i}": v for i, v in enumerate(value)}))
+        elif isinstance(value, Tensor) and value.is_quantized:
+            out[f"{key}.q_int"] = value.int_repr().contiguous()
+            if value.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+                out[f"{key}.q_scales"] = value.q_per_channel_scales().double().contiguous()
+                out[f"{key}.q_zero_points"] = (  # small integers: 4 bytes, not 8
+                    value.q_per_channel_zero_points().to(torch.int32).contiguous())
+                out[f"{key}.q_axis"] = torch.tensor(value.q_per_channel_axis())
+            else:
+                out[f"{key}.q_scale"] = torch.tensor(value.q_scale(), dtype=torch.float64)
+                out[f"{key}.q_zero_point"] = torch.tensor(value.q_zero_point())
+        elif isinstance(value, Tensor):
+            out[key] = value.detach().contiguous()
+    return out
+
+
+def unflatten_state(template: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
+    """The state dict shaped like ``template`` (a freshly built model's) from saved tensors."""
+    def rebuild(key: str, like: Any) -> Any:
+        if isinstance(like, tuple | list):
+            return type(like)(rebuild(f"{key}.{i}", v) for i, v in enumerate(like))
+        if isinstance(like, Tensor) and like.is_quantized:
+            values = tensors[f"{key}.q_int"]
+            if f"{key}.q_scales" in tensors:
+                return torch._make_per_channel_quantized_tensor(
+                    values, tensors[f"{key}.q_scales"], tensors[f"{key}.q_zero_points"].long(),
+                    int(tensors[f"{key}.q_axis"]))
+            return torch._make_per_tensor_quantized_tensor(
+                values, float(tensors[f"{key}.q_scale"]), int(tensors[f"{key}.q_zero_point"]))
+        if isinstance(like, Tensor):
+            return tensors[key]
+        return like  # a dtype or other setting: the structure's own
+    try:
+        state = OrderedDict((key, rebuild(key, like)) for key, like in template.items())
+    except KeyError as err:
+        raise ValueError(f"the saved tensors lack {err.args[0]}") from err
+    # module versions: quantized layers read their state in the format their version names
+    state._metadata = getattr(template, "_metadata", None)  # type: ignore[attr-defined]
+    return state
+
+
 def quantized_tensors(model: nn.Module) -> dict[str, Tensor]:
     """Every tensor needed to rebuild ``model``, as plain (non-quantized) tensors."""
     spec = model.distill_quantization
+    if spec["kind"] in GRAPH_KINDS:
+        return flatten_state(model.state_dict())
     if spec["kind"] != "dynamic-int8":
         return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     dynamic = _dynamic_linears(model)
@@ -72,6 +125,11 @@ def restore(skeleton: nn.Module, spec: dict[str, Any], tensors: dict[str, Tensor
         model = skeleton
     elif kind == "dynamic-int8":
         model = _restore_dynamic(skeleton, spec, tensors)
+    elif kind in GRAPH_KINDS:
+        from distill.quantize.static import structure_like
+
+        model = structure_like(skeleton, spec)
+        model.load_state_dict(unflatten_state(model.state_dict(), tensors))
     else:
         raise ValueError(f"unknown quantization kind {kind!r} in the saved config")
     model.distill_quantization = spec
