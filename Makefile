@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 
-.PHONY: setup data demo test lint bench bench-lm bench-hf bench-prune clean
+.PHONY: setup data demo test lint bench bench-lm bench-hf bench-prune bench-quant clean
 
 setup: $(STAMP) data
 
@@ -59,6 +59,11 @@ bench-prune: bench-hf
 	$(BIN)/pip install -c constraints.txt -e '.[dev,hf,prune]'
 	$(BIN)/python benchmarks/pruning_fashion_mnist.py
 	$(BIN)/python benchmarks/pruning_minilm.py
+
+# quantization of the distilled students, torch and ONNX Runtime
+bench-quant: bench-hf
+	$(BIN)/pip install -c constraints.txt -e '.[dev,hf,onnx]'
+	$(BIN)/python benchmarks/quantization.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache src/*.egg-info
