@@ -9,6 +9,8 @@ the deployment path to beat. An exported folder holds ``model.onnx`` and ``confi
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,9 +78,19 @@ def to_onnx(
         reference = wrapped(*args).float()
     with atomic.directory(path) as tmp:
         fp32 = tmp / ("fp32.onnx" if int8 else MODEL_FILE)
-        torch.onnx.export(wrapped, args, str(fp32), input_names=input_names,
-                          output_names=["logits"], dynamic_shapes=(dynamic,), dynamo=True,
-                          external_data=False, optimize=True)
+        registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level = registry_log.level
+        registry_log.setLevel(logging.ERROR)  # "torchvision is not installed": not needed here
+        try:
+            with warnings.catch_warnings():  # the exporter's notes on axis names, pytree APIs
+                warnings.simplefilter("ignore", category=UserWarning)
+                warnings.simplefilter("ignore", category=FutureWarning)
+                torch.onnx.export(wrapped, args, str(fp32), input_names=input_names,
+                                  output_names=["logits"], dynamic_shapes=(dynamic,),
+                                  dynamo=True, external_data=False, optimize=True,
+                                  verbose=False)
+        finally:
+            registry_log.setLevel(level)
         diff = _max_diff(ort, fp32, input_names, args, reference)
         if diff > tolerance:
             raise ValueError(f"the exported graph's logits differ from PyTorch's by {diff:.2e} "
