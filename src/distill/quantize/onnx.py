@@ -99,10 +99,14 @@ def to_onnx(
                                   "max_relative_diff_fp32": diff}
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
+            from onnxruntime.quantization.shape_inference import quant_pre_process
 
-            quantize_dynamic(str(fp32), str(tmp / MODEL_FILE), weight_type=QuantType.QInt8,
+            prepared = tmp / "prepared.onnx"  # shapes inferred and graph optimised first,
+            quant_pre_process(str(fp32), str(prepared))  # as ONNX Runtime recommends
+            quantize_dynamic(str(prepared), str(tmp / MODEL_FILE), weight_type=QuantType.QInt8,
                              per_channel=True)
             fp32.unlink()
+            prepared.unlink()
             config["max_relative_diff_int8"] = _max_diff(ort, tmp / MODEL_FILE, input_names,
                                                          args, reference)
         atomic.write_json(tmp / "config.json", config)
