@@ -83,3 +83,16 @@ def make_tiny_bert():
                                          max_position_embeddings=32, num_labels=2)
         return transformers.BertForSequenceClassification(config).eval()
     return make
+
+
+def test_the_cli_evaluates_an_exported_model_against_its_source(trained, tmp_path, capsys):
+    from distill.cli import main
+
+    model, test = trained
+    distill.save(model, tmp_path / "fp32")
+    to_onnx(model, test.inputs[:2], tmp_path / "int8", int8=True)
+    code = main(["eval", str(tmp_path / "int8"), "--data", "digits", "--teacher",
+                 str(tmp_path / "fp32"), "--repeats", "3", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["student"]["agreement"] > 0.95 and result["compression"] is not None

@@ -106,3 +106,28 @@ def test_quantization_aware_distillation_recovers_what_rounding_cost(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(distill.load(tmp_path / "qat")(test.inputs[:16]),
                                    quantized(test.inputs[:16]))
+
+
+def test_transformers_and_recurrent_layers_quantize_in_memory_and_refuse_pickle_free_saving(
+        tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from distill.evaluate.size import size_on_disk
+
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=128, max_position_embeddings=32, num_labels=2)).eval()
+    ids = torch.randint(4, 30, (3, 9))
+    with torch.no_grad():
+        reference = bert(input_ids=ids).logits
+        for quantized in (quantize_dynamic(bert, skip=["classifier"]), cast(bert, "bfloat16")):
+            out = quantized(input_ids=ids).logits
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, reference, atol=0.05, rtol=0.05)
+            assert size_on_disk(quantized) < 0.6 * size_on_disk(bert)
+            with pytest.raises(distill.artifacts.ArtifactError, match="to_onnx"):
+                distill.save(quantized, tmp_path / "q")
+    lstm = torch.nn.LSTM(16, 32, batch_first=True)
+    quantized = quantize_dynamic(torch.nn.Sequential(lstm))
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(quantized(x)[0], lstm(x)[0], atol=0.05, rtol=0.05)

@@ -10,6 +10,9 @@ from torch import nn
 
 
 def count_parameters(model: nn.Module) -> int:
+    own = getattr(model, "parameter_count", None)  # models that are files (ONNX) count theirs
+    if callable(own):
+        return int(own())
     seen: set[int] = set()
     total = 0
     for p in model.parameters():

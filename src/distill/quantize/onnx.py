@@ -157,6 +157,14 @@ class OnnxModel(nn.Module):
         feed = {n: np.ascontiguousarray(values[n].detach().cpu().numpy()) for n in names}
         return torch.from_numpy(self._get_session().run(None, feed)[0])
 
+    def parameter_count(self) -> int:
+        """Weights in the graph (its initializers; int8 graphs: the quantized weights), scales
+        and zero points of one element each included."""
+        import onnx
+
+        graph = onnx.load(str(self.folder / MODEL_FILE), load_external_data=False).graph
+        return sum(int(np.prod(t.dims)) if t.dims else 1 for t in graph.initializer)
+
     def bytes_on_disk(self) -> int:
         return (self.folder / MODEL_FILE).stat().st_size
 
