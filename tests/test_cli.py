@@ -89,6 +89,14 @@ def test_run_then_eval(tmp_path, capsys):
     assert result["student"]["accuracy"] == pytest.approx(metrics["student"]["accuracy"])
     assert result["student"]["params"] == metrics["student"]["params"]
 
+    # one table across runs; a folder that is not a finished run is named, not a traceback
+    assert main(["compare", str(out), str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| run | teacher acc") and len(table) == 4
+    assert table[2].startswith("| tiny | ") and f"{metrics['student']['params']:,}" in table[2]
+    assert main(["compare", str(out), str(tmp_path)]) == 1
+    assert "not a finished run" in capsys.readouterr().err
+
 
 def test_eval_against_a_teacher_reports_ratios(tmp_path, capsys):
     torch.manual_seed(0)

@@ -11,6 +11,7 @@ EPILOG = """examples:
   distill run recipes/fashion-mnist.toml --out runs/fmnist
   distill eval runs/fmnist/student --data fashion-mnist --json
   distill cache TEACHER_FOLDER --data fashion-mnist --out caches/fmnist --top-k 5
+  distill compare runs/fmnist runs/fmnist-pruned
   distill generate runs/mini/student "To be, or not to be" --max-new-tokens 40
   distill run --help
 
@@ -94,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--overwrite", action="store_true",
                        help="rebuild a cache built from another teacher, data or settings")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    cmp = sub.add_parser(
+        "compare",
+        help="one table across finished runs (accuracy, retention, speedup, size)",
+        description="Read the metrics.json of each run folder and print one markdown table: "
+        "teacher, student and baseline accuracy, retention, speedup, compression, the "
+        "student's size and batch-1 latency.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill compare runs/fmnist runs/fmnist-pruned",
+    )
+    cmp.add_argument("runs", nargs="+", type=Path, help="run folders written by distill run")
 
     gen = sub.add_parser(
         "generate",
@@ -200,6 +212,13 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from distill.report.runs import runs_table
+
+    print(runs_table(args.runs))
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     import time
 
@@ -243,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
                RunFolderError, CacheError, ValueError, TypeError, OSError)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache,
-                "generate": _cmd_generate}
+                "compare": _cmd_compare, "generate": _cmd_generate}
     try:
         return commands[args.command](args)
     except handled as err:
