@@ -96,3 +96,24 @@ def test_the_cli_evaluates_an_exported_model_against_its_source(trained, tmp_pat
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["student"]["agreement"] > 0.95 and result["compression"] is not None
+
+
+def test_static_int8_in_onnx_runtime_calibrates_a_cnn(tmp_path):
+    train, test = load_digits("train"), load_digits("test")
+    torch.manual_seed(0)
+    model = distill.build_cnn((1, 8, 8), 10, channels=(32, 64), hidden=128)
+    distill.train_model(model, train, epochs=4, batch_size=64, lr=1e-2, progress=False)
+    model.eval()
+    with pytest.raises(ValueError, match="calibration=<data>"):
+        to_onnx(model, test.inputs[:2], tmp_path / "nope", int8="static")
+    assert not (tmp_path / "nope").exists()  # nothing half-written
+    to_onnx(model, test.inputs[:2], tmp_path / "fp32")
+    to_onnx(model, test.inputs[:2], tmp_path / "static", int8="static", calibration=train,
+            calibration_batches=30)
+    config = json.loads((tmp_path / "static" / "config.json").read_text())
+    assert config["int8"] == "static"
+    sizes = [(tmp_path / d / "model.onnx").stat().st_size for d in ("fp32", "static")]
+    assert sizes[1] < 0.4 * sizes[0]
+    # min/max activation ranges on a tiny 8x8 digits CNN keep ~97%; BENCHMARKS.md measures
+    # the Fashion-MNIST students
+    assert _accuracy(distill.load(tmp_path / "static"), test) >= 0.95 * _accuracy(model, test)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from distill import atomic
-from distill.batches import Inputs, forward
+from distill.batches import Batches, Inputs, forward
 
 FORMAT = "distill.onnx/1"
 MODEL_FILE = "model.onnx"
@@ -53,7 +53,9 @@ def to_onnx(
     example_inputs: Inputs,
     path: str | Path,
     *,
-    int8: bool = False,
+    int8: bool | str = False,
+    calibration: Any = None,
+    calibration_batches: int = 8,
     tolerance: float = 1e-4,
 ) -> Path:
     """Export ``model`` to the folder ``path`` (``model.onnx`` + ``config.json``), checked.
@@ -61,9 +63,16 @@ def to_onnx(
     The batch dimension (and the sequence dimension of token inputs) stays dynamic. The export
     is run on ``example_inputs`` and compared with PyTorch: fp32 must agree within
     ``tolerance`` (max absolute difference relative to the largest logit), or nothing is
-    written. ``int8=True`` then quantizes the graph dynamically in ONNX Runtime (int8 weights
-    per channel, activations per batch); its difference is recorded, not bounded.
+    written. ``int8=True`` (or ``"dynamic"``) then quantizes the graph dynamically in ONNX
+    Runtime (int8 weights per channel, activations per batch: transformers); ``"static"``
+    calibrates activation ranges on ``calibration`` data and writes a QDQ graph (CNNs, whose
+    convolutions the dynamic kind leaves slow). The int8 difference is recorded, not bounded.
     """
+    mode = {True: "dynamic", False: None, None: None}.get(int8, int8)  # type: ignore[call-overload]
+    if mode not in (None, "dynamic", "static"):
+        raise ValueError(f"int8 must be False, True/'dynamic' or 'static', got {int8!r}")
+    if mode == "static" and calibration is None:
+        raise ValueError("int8='static' calibrates activations: pass calibration=<data>")
     ort = _require_onnx()
     path = Path(path)
     names = list(example_inputs) if isinstance(example_inputs, Mapping) else None
@@ -77,7 +86,7 @@ def to_onnx(
     with torch.no_grad():
         reference = wrapped(*args).float()
     with atomic.directory(path) as tmp:
-        fp32 = tmp / ("fp32.onnx" if int8 else MODEL_FILE)
+        fp32 = tmp / ("fp32.onnx" if mode else MODEL_FILE)
         registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
         level = registry_log.level
         registry_log.setLevel(logging.ERROR)  # "torchvision is not installed": not needed here
@@ -95,22 +104,54 @@ def to_onnx(
         if diff > tolerance:
             raise ValueError(f"the exported graph's logits differ from PyTorch's by {diff:.2e} "
                              f"(relative to the largest logit; tolerance {tolerance:.0e})")
-        config: dict[str, Any] = {"format": FORMAT, "inputs": input_names, "int8": int8,
+        config: dict[str, Any] = {"format": FORMAT, "inputs": input_names, "int8": mode,
                                   "max_relative_diff_fp32": diff}
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        if mode:
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
             prepared = tmp / "prepared.onnx"  # shapes inferred and graph optimised first,
             quant_pre_process(str(fp32), str(prepared))  # as ONNX Runtime recommends
-            quantize_dynamic(str(prepared), str(tmp / MODEL_FILE), weight_type=QuantType.QInt8,
-                             per_channel=True)
+            _quantize(prepared, tmp / MODEL_FILE, mode, input_names, calibration,
+                      calibration_batches)
             fp32.unlink()
             prepared.unlink()
             config["max_relative_diff_int8"] = _max_diff(ort, tmp / MODEL_FILE, input_names,
                                                          args, reference)
         atomic.write_json(tmp / "config.json", config)
     return path
+
+
+def _quantize(source: Path, target: Path, mode: str, names: list[str], calibration: Any,
+              batches: int) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    if mode == "dynamic":
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        return
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(Batches(calibration, 64, shuffle=False))
+            self.left = batches
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            if batch is None or self.left == 0:
+                return None
+            self.left -= 1
+            inputs = batch.inputs if isinstance(batch.inputs, Mapping) else {names[0]:
+                                                                            batch.inputs}
+            return {n: inputs[n].numpy() for n in names}
+
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
 
 
 def _max_diff(ort, file: Path, names: list[str], args: tuple, reference: Tensor) -> float:
