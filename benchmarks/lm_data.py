@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,12 @@ def prepare(args: argparse.Namespace) -> Prepared:
         atomic.write_with(folder / name, lambda path, b=blocks: torch.save(b, path))
     return Prepared(teacher, tokenizer, folder, train, held, dataset(train, "train", vocab),
                     dataset(held, "held-out", vocab))
+
+
+def begin(description: str, out: Path, argv: list[str] | None) -> tuple[argparse.Namespace,
+                                                                        float, Prepared]:
+    """Parse the settings, start the clock, set the threads, prepare teacher and data."""
+    args = parse(arguments(description, out), argv)
+    started = time.perf_counter()
+    torch.set_num_threads(args.jobs)
+    return args, started, prepare(args)

@@ -39,12 +39,10 @@ from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
 from lm_data import (  # noqa: E402
     STUDENT,
     TRAIN,
-    arguments,
+    begin,
     build_student,
     dataset,
     load_smollm2,
-    parse,
-    prepare,
 )
 
 VARIANTS = {
@@ -115,11 +113,8 @@ def markdown(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(arguments(__doc__.split("\n\n")[0],
-                           HERE / "results" / "lm_distillation.json"), argv)
-    started = time.perf_counter()
-    torch.set_num_threads(args.jobs)
-    data = prepare(args)
+    args, started, data = begin(__doc__.split("\n\n")[0],
+                                HERE / "results" / "lm_distillation.json", argv)
     teacher, vocab, folder = data.teacher, data.vocab, data.folder
     train, held, held_ds = data.train, data.held, data.held_ds
     t0 = time.perf_counter()

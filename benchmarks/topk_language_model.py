@@ -33,11 +33,9 @@ from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
 from lm_data import (  # noqa: E402
     STUDENT,
     TRAIN,
-    arguments,
+    begin,
     build_student,
     dataset,
-    parse,
-    prepare,
 )
 
 KS = [1, 5, 10, 20, 50]
@@ -103,11 +101,8 @@ def markdown(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(arguments(__doc__.split("\n\n")[0],
-                           HERE / "results" / "topk_language_model.json"), argv)
-    started = time.perf_counter()
-    torch.set_num_threads(args.jobs)
-    data = prepare(args)
+    args, started, data = begin(__doc__.split("\n\n")[0],
+                                HERE / "results" / "topk_language_model.json", argv)
     teacher, vocab, folder = data.teacher, data.vocab, data.folder
     train, held, train_ds, held_ds = data.train, data.held, data.train_ds, data.held_ds
     cached = data.cache

@@ -114,11 +114,6 @@ def _select(linear: nn.Linear, index: Tensor, dim: int) -> nn.Linear:
     return out
 
 
-def _replace(block: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(block.get_submodule(parent) if parent else block, child, module)
-
-
 def prune_neurons(model: nn.Module, ratio: float, *, importance: Importance = "magnitude",
                   data: Any = None, calibration_batches: int = 4,
                   batch_size: int = 32) -> nn.Module:
@@ -141,9 +136,9 @@ def prune_neurons(model: nn.Module, ratio: float, *, importance: Importance = "m
                                     for n in cols)
             index = score.topk(keep).indices.sort().values
             for n in rows:
-                _replace(block, n, _select(block.get_submodule(n), index, 0))
+                block.set_submodule(n, _select(block.get_submodule(n), index, 0))
             for n in cols:
-                _replace(block, n, _select(block.get_submodule(n), index, 1))
+                block.set_submodule(n, _select(block.get_submodule(n), index, 1))
 
     _with_importance(model, importance, data, calibration_batches, batch_size, body)
     model.config.intermediate_size = keep

@@ -9,20 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.batches import Batches, forward, to_device
+from distill.batches import Batches, to_device
 from distill.data.base import NO_LABEL
-from distill.lm.heads import HiddenStates, read_hidden_states, supports_hidden_states
+from distill.lm.heads import logits_at, read_outputs
 from distill.losses.divergences import divergence
-
-
-def _read(model: nn.Module, inputs: Any) -> Any:
-    if supports_hidden_states(model):
-        return read_hidden_states(model, inputs)
-    return forward(model, inputs)
-
-
-def _chunk(out: Any, sl: slice):
-    return out.logits(sl) if isinstance(out, HiddenStates) else out[:, sl]
 
 
 @torch.inference_mode()
@@ -50,10 +40,10 @@ def lm_metrics(
                 raise ValueError("perplexity needs labels (the next tokens); got a batch without")
             inputs = to_device(batch.inputs, device)
             labels = batch.labels.to(device)
-            out = _read(model, inputs)
+            out = read_outputs(model, inputs)
             ref = None
             if isinstance(teacher, nn.Module):
-                ref = _read(teacher, inputs)
+                ref = read_outputs(teacher, inputs)
             elif teacher is not None:
                 ref = teacher.logits(inputs, batch.indices)
             for start in range(0, labels.shape[1], chunk_size):
@@ -61,11 +51,11 @@ def lm_metrics(
                 keep = labels[:, sl] != NO_LABEL
                 if not bool(keep.any()):
                     continue
-                log_q = F.log_softmax(_chunk(out, sl).float(), -1)[keep]
+                log_q = F.log_softmax(logits_at(out, sl).float(), -1)[keep]
                 nll -= float(log_q.gather(-1, labels[:, sl][keep].unsqueeze(-1)).sum())
                 tokens += int(keep.sum())
                 if ref is not None:
-                    log_p = F.log_softmax(_chunk(ref, sl).float(), -1)[keep]
+                    log_p = F.log_softmax(logits_at(ref, sl).float(), -1)[keep]
                     kl += float(divergence(log_p, log_q, "forward_kl").sum())
                     agree += int((log_p.argmax(-1) == log_q.argmax(-1)).sum())
     finally:

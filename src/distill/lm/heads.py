@@ -77,3 +77,17 @@ def read_hidden_states(model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> 
     if hidden is None:
         hidden = output[0] if isinstance(output, tuple | list) else output
     return HiddenStates(hidden, model.get_output_embeddings())
+
+
+def read_outputs(model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> HiddenStates | Tensor:
+    """Hidden states when ``model`` exposes them (logits made later, in chunks); else logits."""
+    if supports_hidden_states(model):
+        return read_hidden_states(model, inputs)
+    from distill.batches import forward
+
+    return forward(model, inputs)
+
+
+def logits_at(value: HiddenStates | Tensor, positions: slice) -> Tensor:
+    """The logits of ``positions``: made from hidden states, or sliced from full logits."""
+    return value.logits(positions) if isinstance(value, HiddenStates) else value[:, positions]

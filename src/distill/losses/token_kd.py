@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from distill.batches import forward
-from distill.lm.heads import HiddenStates, read_hidden_states, supports_hidden_states
+from distill.lm.heads import HiddenStates, logits_at, read_outputs
 from distill.losses.base import DistillationLoss
 from distill.losses.divergences import DIVERGENCES, Divergence, check_beta, divergence
 from distill.losses.topk import fold_onto_buckets
@@ -40,10 +40,8 @@ def _positions(value: Outputs | TopKTargets, sl: slice, grad: bool) -> Tensor | 
     if isinstance(value, TopKTargets):
         return TopKTargets(value.indices[:, sl], value.logits[:, sl], value.rest[:, sl],
                            value.vocab_size)
-    if isinstance(value, HiddenStates):
-        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-            return value.logits(sl)
-    return value[:, sl]
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        return logits_at(value, sl)
 
 
 class TokenKDLoss(DistillationLoss):
@@ -91,9 +89,8 @@ class TokenKDLoss(DistillationLoss):
 
     def outputs(self, model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> Outputs:
         """Hidden states when chunking a model that exposes them; full logits otherwise."""
-        if self.chunk_size is not None and supports_hidden_states(model):
-            return read_hidden_states(model, inputs)
-        return forward(model, inputs)
+        return read_outputs(model, inputs) if self.chunk_size is not None else forward(model,
+                                                                                       inputs)
 
     def check_models(self, student: nn.Module, teacher: nn.Module | None) -> None:
         from distill.lm.tokenizers import model_differences

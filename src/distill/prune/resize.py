@@ -44,7 +44,5 @@ def resize_to(model: nn.Module, shapes: Mapping[str, torch.Size]) -> nn.Module:
         replacement = _resized(module, shapes, prefix)
         if replacement is module:
             continue
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, replacement)
+        model.set_submodule(name, replacement)
     return model

@@ -91,11 +91,6 @@ class WeightOnlyLinear(nn.Module):
                 f"bits={self.bits}, group_size={self.group_size}")
 
 
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
 def quantize_weights(model: nn.Module, bits: int = 8, group_size: int = 128,
                      skip: Iterable[str] = ()) -> nn.Module:
     """A copy of ``model`` whose Linear layers (but those in ``skip``) hold ``bits``-bit
@@ -106,7 +101,7 @@ def quantize_weights(model: nn.Module, bits: int = 8, group_size: int = 128,
         raise ValueError("the model has no Linear layers to quantize")
     quantized = copy.deepcopy(model).eval()
     for name in names:
-        _replace(quantized, name, WeightOnlyLinear.from_linear(quantized.get_submodule(name),
+        quantized.set_submodule(name, WeightOnlyLinear.from_linear(quantized.get_submodule(name),
                                                                bits, group_size))
     quantized.distill_quantization = {"kind": "weight-only", "bits": bits,
                                       "group_size": group_size, "layers": names}
@@ -120,5 +115,5 @@ def weight_only_shells(model: nn.Module, layers: Iterable[str], bits: int,
         linear = model.get_submodule(name)
         if not isinstance(linear, nn.Linear):
             raise ValueError(f"{name} is a {type(linear).__name__}, not a Linear layer")
-        _replace(model, name, WeightOnlyLinear(linear.in_features, linear.out_features, bits,
+        model.set_submodule(name, WeightOnlyLinear(linear.in_features, linear.out_features, bits,
                                                group_size, linear.bias is not None))
