@@ -44,6 +44,7 @@ from jobs import machine, run_jobs, write_record  # noqa: E402
 from pruning_table import summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50%")
+RECOVERIES = ("distill", "finetune")
 RECOVERY = dict(batch_size=128, lr=1e-3, weight_decay=5e-4, warmup_ratio=0.0)
 
 
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="recovery epochs")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="recover only these (all are measured pruned)")
+    parser.add_argument("--recover", nargs="+", choices=RECOVERIES, default=list(RECOVERIES))
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 images, 1 seed")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pruning_fashion.json")
     args = parser.parse_args(argv)
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                       threads=1, latency_repeats=100)
     jobs = [{"teacher": str(teacher_path), "method": m, "recover": r, "seed": s,
              "epochs": args.epochs, "limit": limit}
-            for s in range(args.seeds) for m in METHODS for r in ("distill", "finetune")]
+            for s in range(args.seeds) for m in args.methods for r in args.recover]
     results = run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
     done = list(zip(jobs, results, strict=True))
     rows, table = summarise(at_once, models, done, 64)

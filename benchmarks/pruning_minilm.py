@@ -36,6 +36,7 @@ from jobs import machine, run_jobs, write_record  # noqa: E402
 from pruning_table import summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50% (MLP neurons)")
+RECOVERIES = ("distill", "finetune")
 RECOVERY = dict(batch_size=32, lr=5e-5, weight_decay=0.01, warmup_ratio=0.1)
 
 
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1, help="recovery epochs")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="recover only these (all are measured pruned)")
+    parser.add_argument("--recover", nargs="+", choices=RECOVERIES, default=list(RECOVERIES))
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 texts")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pruning_minilm.json")
     args = parser.parse_args(argv)
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     test.trim_padding = True
     jobs = [{"teacher": str(teacher_dir), "method": m, "recover": r, "seed": s,
              "epochs": args.epochs, "limit": limit}
-            for s in range(args.seeds) for m in METHODS for r in ("distill", "finetune")]
+            for s in range(args.seeds) for m in args.methods for r in args.recover]
     done = list(zip(jobs, run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"),
                                    args.jobs), strict=True))
     rows, table = summarise(at_once, models, done, 32)

@@ -1,5 +1,6 @@
 """The table both pruning benchmarks print: size, zeros, accuracy before and after recovery,
-speed-ups against the unpruned model (latency measured side by side)."""
+speed-ups against the unpruned model (latency measured side by side). Recovered accuracy is
+mean ± std with the number of seeds in brackets."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def summarise(at_once: dict[str, dict], models: dict[str, Any], done: list[tuple
             mine = [r["accuracy"] for j, r in done
                     if j["method"] == name and j["recover"] == recover]
             if mine:
-                row[f"recovered_{recover}"] = mean_std(mine)
+                row[f"recovered_{recover}"] = {**mean_std(mine), "seeds": len(mine)}
         rows[name] = row
     reference = next(iter(rows.values()))
     for row in rows.values():
@@ -34,7 +35,8 @@ def summarise(at_once: dict[str, dict], models: dict[str, Any], done: list[tuple
              f"| recovered by fine-tuning | speed-up b1 | speed-up b{batch} |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in rows.items():
-        rec = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}%" if k in row else "–"
+        rec = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}% ({row[k]['seeds']})"
+               if k in row else "–"
                for k in ("recovered_distill", "recovered_finetune")]
         table.append(f"| {name} | {row['params']:,} | {100 * row['sparsity']:.0f}% | "
                      f"{100 * row['accuracy_pruned']:.2f}% | {rec[0]} | {rec[1]} | "
