@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from hinton_fashion_mnist import TEACHER_TRAIN, get_teacher  # noqa: E402
 from jobs import machine, run_jobs, write_record  # noqa: E402
-from pruning_table import summarise  # noqa: E402
+from pruning_table import logged, summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50%")
 RECOVERIES = ("distill", "finetune")
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [{"teacher": str(teacher_path), "method": m, "recover": r, "seed": s,
              "epochs": args.epochs, "limit": limit}
             for s in range(args.seeds) for m in args.methods for r in args.recover]
-    results = run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
-    done = list(zip(jobs, results, strict=True))
+    run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
+    done = logged(args.out.with_suffix(".jobs.jsonl"), teacher=str(teacher_path),
+                  epochs=args.epochs, limit=limit)
     rows, table = summarise(at_once, models, done, 64)
     record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

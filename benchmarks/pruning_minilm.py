@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from distilbert_minilm import TEACHER_TRAIN, datasets, get_teacher  # noqa: E402
 from jobs import machine, run_jobs, write_record  # noqa: E402
-from pruning_table import summarise  # noqa: E402
+from pruning_table import logged, summarise  # noqa: E402
 
 METHODS = ("unstructured 50%", "2:4", "structured 50% (MLP neurons)")
 RECOVERIES = ("distill", "finetune")
@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [{"teacher": str(teacher_dir), "method": m, "recover": r, "seed": s,
              "epochs": args.epochs, "limit": limit}
             for s in range(args.seeds) for m in args.methods for r in args.recover]
-    done = list(zip(jobs, run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"),
-                                   args.jobs), strict=True))
+    run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
+    done = logged(args.out.with_suffix(".jobs.jsonl"), teacher=str(teacher_dir),
+                  epochs=args.epochs, limit=limit)
     rows, table = summarise(at_once, models, done, 32)
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(args.jobs), "teacher": str(teacher_dir), "rows": rows,

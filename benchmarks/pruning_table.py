@@ -4,12 +4,25 @@ mean ± std with the number of seeds in brackets."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from jobs import mean_std
+from jobs import finished, mean_std
 
 from distill.evaluate.size import count_parameters
 from distill.prune import overall_sparsity
+
+
+def logged(log: Path, **same: Any) -> list[tuple[dict, dict]]:
+    """Every job of ``log`` run with the settings ``same`` (teacher, epochs, ...): the table
+    reports all seeds and methods recovered so far, not only those of this invocation."""
+    out = []
+    for key, result in finished(log).items():
+        job = json.loads(key)
+        if all(job.get(k) == v for k, v in same.items()):
+            out.append((job, result))
+    return out
 
 
 def summarise(at_once: dict[str, dict], models: dict[str, Any], done: list[tuple[dict, dict]],
