@@ -9,7 +9,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from distill.batches import Batch, Batches, batch_size_of, forward, logits_of, to_device, unpack
+from distill.batches import (
+    Batch,
+    Batches,
+    batch_size_of,
+    first_batches,
+    forward,
+    logits_of,
+    to_device,
+    unpack,
+)
 from distill.data import ArrayDataset, DatasetInfo
 
 X = torch.arange(12, dtype=torch.float32).reshape(4, 3)
@@ -246,3 +255,11 @@ def test_length_of_an_iterable_loader_is_explained():
     batches = Batches(DataLoader(Stream(), batch_size=2), 2, shuffle=False)
     with pytest.raises(TypeError, match="IterableDataset"):
         len(batches)
+
+
+def test_first_batches_stops_at_count_in_order_and_keeps_labels():
+    data = TensorDataset(torch.arange(10.0).unsqueeze(1), torch.arange(10))
+    batches = list(first_batches(data, 2, 3, device="cpu"))
+    assert [b.inputs.squeeze(1).tolist() for b in batches] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    assert batches[1].labels.tolist() == [3, 4, 5]
+    assert len(list(first_batches(data, 50, 4))) == 3  # a short dataset ends the pass early

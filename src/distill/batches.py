@@ -195,3 +195,16 @@ class Batches:
             else:
                 indices, batch = item
                 yield unpack(batch, torch.as_tensor(indices))
+
+
+def first_batches(data: Dataset | DataLoader, count: int, batch_size: int,
+                  device: torch.device | str | None = None) -> Iterator[Batch]:
+    """The first ``count`` batches of ``data`` in order, on ``device``: the calibration pass
+    that pruning importances and int8 quantizers share."""
+    for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
+        if n == count:
+            return
+        if device is not None:
+            labels = None if batch.labels is None else batch.labels.to(device)
+            batch = Batch(to_device(batch.inputs, device), labels, batch.indices)
+        yield batch

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill.batches import Batches, forward, to_device
+from distill.batches import first_batches, forward
 from distill.hf.layers import block_names, family_of
 from distill.hf.students import keep_layers
 
@@ -42,14 +42,11 @@ def _calibrate_gradients(model: nn.Module, data: Any, batches: int, batch_size: 
     """Accumulate the loss gradient of ``batches`` labeled batches (for Taylor importance)."""
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
-    for i, batch in enumerate(Batches(data, batch_size, shuffle=False)):
-        if i == batches:
-            break
+    for batch in first_batches(data, batches, batch_size, device):
         if batch.labels is None:
             raise ValueError("importance='taylor' needs labeled calibration data")
-        logits = forward(model, to_device(batch.inputs, device))
-        labels = batch.labels.to(device)
-        F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+        logits = forward(model, batch.inputs)
+        F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
                         ignore_index=-100).backward()
 
 
@@ -61,12 +58,9 @@ def _calibration_inputs(model: nn.Module, data: Any, batches: int, batch_size: i
     model.eval()
     device = next(model.parameters()).device
     try:
-        for n, batch in enumerate(Batches(data, batch_size, shuffle=False)):
-            if n == batches:
-                break
-            inputs = to_device(batch.inputs, device)
-            forward(model, inputs)
-            yield inputs
+        for batch in first_batches(data, batches, batch_size, device):
+            forward(model, batch.inputs)
+            yield batch.inputs
     finally:
         for h in handles:
             h.remove()

@@ -15,14 +15,14 @@ the loss change, |weight × gradient|, from calibration batches with labels).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.batches import Batches, forward, to_device
+from distill.batches import first_batches, forward
 
 Importance = Literal["magnitude", "activation", "taylor"]
 
@@ -82,6 +82,7 @@ def prune_structured(
     }[importance]()
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     pruner = tp.pruner.MetaPruner(
         model, example_inputs, importance=scorer, pruning_ratio=ratio,
         ignored_layers=list(keep) if keep is not None else output_layers(model),
@@ -90,14 +91,14 @@ def prune_structured(
     )
     if importance == "activation":
         with scorer.compute_importance(model), torch.no_grad():
-            for inputs, _ in _calibration(data, batch_size, calibration_batches, model):
-                forward(model, inputs)
+            for batch in first_batches(data, calibration_batches, batch_size, device):
+                forward(model, batch.inputs)
     elif importance == "taylor":
         model.zero_grad(set_to_none=True)
-        for inputs, labels in _calibration(data, batch_size, calibration_batches, model):
-            if labels is None:
+        for batch in first_batches(data, calibration_batches, batch_size, device):
+            if batch.labels is None:
                 raise ValueError("importance='taylor' needs labeled calibration data")
-            F.cross_entropy(forward(model, inputs), labels).backward()
+            F.cross_entropy(forward(model, batch.inputs), batch.labels).backward()
     pruner.step()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
@@ -105,12 +106,3 @@ def prune_structured(
     if spec is not None:
         model.distill_spec = {**spec, "resized": True}
     return model
-
-
-def _calibration(data: Any, batch_size: int, batches: int, model: nn.Module) -> Iterable:
-    device = next(model.parameters()).device
-    for i, batch in enumerate(Batches(data, batch_size, shuffle=False)):
-        if i == batches:
-            return
-        labels = None if batch.labels is None else batch.labels.to(device)
-        yield to_device(batch.inputs, device), labels

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from distill import atomic
-from distill.batches import Batches, Inputs, forward
+from distill.batches import Inputs, first_batches, forward
 
 FORMAT = "distill.onnx/1"
 MODEL_FILE = "model.onnx"
@@ -137,14 +137,12 @@ def _quantize(source: Path, target: Path, mode: str, names: list[str], calibrati
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(Batches(calibration, 64, shuffle=False))
-            self.left = batches
+            self.batches = first_batches(calibration, batches, 64)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
-            if batch is None or self.left == 0:
+            if batch is None:
                 return None
-            self.left -= 1
             inputs = batch.inputs if isinstance(batch.inputs, Mapping) else {names[0]:
                                                                             batch.inputs}
             return {n: inputs[n].numpy() for n in names}

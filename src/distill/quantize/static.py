@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.batches import Batches
+from distill.batches import Batches, first_batches
 
 BACKEND = "x86"
 
@@ -76,9 +76,7 @@ def quantize_static(model: nn.Module, calibration: Any, *, batches: int = 8,
     """An int8 copy of ``model`` calibrated on ``batches`` batches of ``calibration`` data."""
     example = _example(calibration)
     prepared = prepare_static(model, example)
-    for i, batch in enumerate(Batches(calibration, batch_size, shuffle=False)):
-        if i == batches:
-            break
+    for batch in first_batches(calibration, batches, batch_size):
         prepared(batch.inputs)
     return _tag(convert(prepared), model, "static-int8", example)
 
