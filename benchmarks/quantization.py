@@ -5,7 +5,7 @@ teacher once, cached) and the 3-layer MiniLM sentiment student (DistilBERT-style
 from the fine-tuned 6-layer teacher once, cached). Each is measured as fp32, float16,
 bfloat16, dynamic int8 (torch), static int8 (torch, calibrated; CNN only), weight-only int4,
 QAT+KD int8 (CNN only: fake-quantized copy distilled from the teacher, then converted), and
-through ONNX Runtime in fp32, dynamic int8 and (CNN) static int8. Sizes are the saved files;
+through ONNX Runtime in fp32, dynamic int8 and static int8 (calibrated). Sizes are the saved files;
 latency is one thread, batch 1 and 32 (transformer: 64 tokens), all kinds interleaved, medians
 after warm-up.
 
@@ -123,7 +123,7 @@ def kinds_for_cnn(student: torch.nn.Module, teacher_path: Path, threads: int, fo
 
 def kinds_for_transformer(student_dir: Path, folder: Path):
     student = distill.load(student_dir)
-    _, test = datasets(load_tokenizer(student_dir), None)
+    train, test = datasets(load_tokenizer(student_dir), None)
     test.trim_padding = False  # 64 tokens: the deployed shape
     example = {k: v[:2] for k, v in test.encodings.items()}
     models = {
@@ -133,8 +133,11 @@ def kinds_for_transformer(student_dir: Path, folder: Path):
     }
     to_onnx(student, example, folder / "onnx-fp32")
     to_onnx(student, example, folder / "onnx-int8", int8=True)
+    to_onnx(student, example, folder / "onnx-static", int8="static", calibration=train,
+            calibration_batches=16)
     models["ONNX Runtime fp32"] = distill.load(folder / "onnx-fp32")
     models["ONNX Runtime dynamic int8"] = distill.load(folder / "onnx-int8")
+    models["ONNX Runtime static int8"] = distill.load(folder / "onnx-static")
     return models, test
 
 

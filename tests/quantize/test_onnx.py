@@ -117,3 +117,26 @@ def test_static_int8_in_onnx_runtime_calibrates_a_cnn(tmp_path):
     # min/max activation ranges on a tiny 8x8 digits CNN keep ~97%; BENCHMARKS.md measures
     # the Fashion-MNIST students
     assert _accuracy(distill.load(tmp_path / "static"), test) >= 0.95 * _accuracy(model, test)
+
+
+@pytest.mark.parametrize("int8", ["dynamic", "static"])
+def test_int8_in_onnx_runtime_quantizes_a_transformer_with_a_dynamic_sequence(make_tiny_bert,
+                                                                              tmp_path, int8):
+    from distill.data import DatasetInfo
+    from distill.hf import TokenizedText
+
+    model = make_tiny_bert()
+    torch.manual_seed(1)
+    ids = torch.randint(4, 30, (64, 12))
+    data = TokenizedText({"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+                         torch.randint(0, 2, (64,)), DatasetInfo("toy", (12,), 2))
+    example = {k: v[:2] for k, v in data.encodings.items()}
+    to_onnx(model, example, tmp_path / int8, int8=int8, calibration=data, calibration_batches=1)
+    loaded = distill.load(tmp_path / int8)
+    shorter = ids[:16, :9]  # another batch and sequence size than the example's
+    feed = {"input_ids": shorter, "attention_mask": torch.ones_like(shorter)}
+    with torch.no_grad():
+        reference, quantized = model(**feed).logits, loaded(**feed)
+    assert quantized.shape == reference.shape
+    # int8 noise, not a different model: the error is small against the logits' own spread
+    assert (quantized - reference).abs().mean() < 0.25 * reference.std()

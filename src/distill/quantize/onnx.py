@@ -109,8 +109,11 @@ def to_onnx(
         if mode:
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
-            prepared = tmp / "prepared.onnx"  # shapes inferred and graph optimised first,
-            quant_pre_process(str(fp32), str(prepared))  # as ONNX Runtime recommends
+            # Shapes inferred and the graph optimised first, as ONNX Runtime recommends;
+            # auto_merge lets a dynamic sequence axis meet fixed position tables (Min(32, seq)),
+            # which transformers need.
+            prepared = tmp / "prepared.onnx"
+            quant_pre_process(str(fp32), str(prepared), auto_merge=True)
             _quantize(prepared, tmp / MODEL_FILE, mode, input_names, calibration,
                       calibration_batches)
             fp32.unlink()
