@@ -3,11 +3,12 @@
 Two students: the Fashion-MNIST CNN student of the Hinton benchmark (distilled from its
 teacher once, cached) and the 3-layer MiniLM sentiment student (DistilBERT-style, distilled
 from the fine-tuned 6-layer teacher once, cached). Each is measured as fp32, float16,
-bfloat16, dynamic int8 (torch), static int8 (torch, calibrated; CNN only), weight-only int4,
-QAT+KD int8 (CNN only: fake-quantized copy distilled from the teacher, then converted), and
-through ONNX Runtime in fp32, dynamic int8 and static int8 (calibrated). Sizes are the saved files;
-latency is one thread, batch 1 and 32 (transformer: 64 tokens), all kinds interleaved, medians
-after warm-up.
+bfloat16, dynamic int8 (torch), static int8 (torch, calibrated; CNN only: torch.fx cannot trace
+the transformer), weight-only int4, QAT+KD int8 (a fake-quantized copy distilled from the
+teacher, then converted: static for the CNN, dynamic for the transformer, which also goes to
+ONNX Runtime), and through ONNX Runtime in fp32, dynamic int8 and static int8 (calibrated).
+Sizes are the saved files; latency is one thread, batch 1 and 32 (transformer: 64 tokens), all
+kinds interleaved, medians after warm-up.
 
     python benchmarks/quantization.py              # both students
     python benchmarks/quantization.py --only cnn
@@ -40,6 +41,7 @@ from distill.quantize import (
     quantize_static,
     quantize_weights,
     to_onnx,
+    without_fake_quant,
 )
 
 KD = dict(temperature=2.0, alpha=0.5)  # the Hinton benchmark's best setting
@@ -121,16 +123,23 @@ def kinds_for_cnn(student: torch.nn.Module, teacher_path: Path, threads: int, fo
     return models, test
 
 
-def kinds_for_transformer(student_dir: Path, folder: Path):
+def kinds_for_transformer(student_dir: Path, teacher_dir: Path, threads: int, folder: Path):
     student = distill.load(student_dir)
     train, test = datasets(load_tokenizer(student_dir), None)
+    # dynamic QAT (FX cannot trace the HF model): one epoch distilled from the 6-layer teacher
+    qat = prepare_qat(student, skip=["classifier"])
+    distill.distill(distill.load(teacher_dir), qat, train, epochs=1, num_threads=threads,
+                    loss=distill.KDLoss(KD["temperature"], KD["alpha"]), progress=False,
+                    **{**STUDENT_TRAIN, "lr": 2e-5})
     test.trim_padding = False  # 64 tokens: the deployed shape
     example = {k: v[:2] for k, v in test.encodings.items()}
     models = {
         "fp32": student, "float16": cast(student, "float16"), "bfloat16": cast(student, "bfloat16"),
         "dynamic int8 (torch)": quantize_dynamic(student, skip=["classifier"]),
         "weight-only int4": quantize_weights(student, bits=4, group_size=32, skip=["classifier"]),
+        "QAT+KD int8 (torch)": convert_qat(qat, student),
     }
+    to_onnx(without_fake_quant(qat), example, folder / "onnx-qat", int8=True)
     to_onnx(student, example, folder / "onnx-fp32")
     to_onnx(student, example, folder / "onnx-int8", int8=True)
     to_onnx(student, example, folder / "onnx-static", int8="static", calibration=train,
@@ -138,6 +147,7 @@ def kinds_for_transformer(student_dir: Path, folder: Path):
     models["ONNX Runtime fp32"] = distill.load(folder / "onnx-fp32")
     models["ONNX Runtime dynamic int8"] = distill.load(folder / "onnx-int8")
     models["ONNX Runtime static int8"] = distill.load(folder / "onnx-static")
+    models["QAT+KD ONNX Runtime dynamic int8"] = distill.load(folder / "onnx-qat")
     return models, test
 
 
@@ -180,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                                          Path(tmp) / "cnn")
             record["cnn"] = measure(models, test)
         if args.only in (None, "transformer"):
-            _, student_path = transformer_student(args.threads)
-            models, test = kinds_for_transformer(student_path, Path(tmp) / "transformer")
+            teacher_dir, student_path = transformer_student(args.threads)
+            models, test = kinds_for_transformer(student_path, teacher_dir, args.threads,
+                                                 Path(tmp) / "transformer")
             record["transformer"] = measure(models, test)
     summary = "\n\n".join(f"{k}\n{table(record[k])}" for k in ("cnn", "transformer")
                           if k in record)

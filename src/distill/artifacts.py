@@ -27,6 +27,7 @@ from distill.students.builders import ARCHITECTURES
 FORMAT = "distill.model/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+HF_FACTORY = "distill.hf.io:model_from_config"  # quantized Hugging Face models
 
 
 class ArtifactError(ValueError):
@@ -60,16 +61,18 @@ def save(
     """Write ``model`` to the folder ``path`` atomically (all of it, or nothing).
 
     Hugging Face models are written as ``save_pretrained`` folders (see
-    :func:`distill.hf.save_pretrained`), which ``transformers`` opens without distill.
+    :func:`distill.hf.save_pretrained`), which ``transformers`` opens without distill;
+    quantized ones in distill's format (integer tensors and the HF config), which
+    ``distill.load`` opens (or ship them as ONNX: :func:`distill.quantize.to_onnx`).
     """
     path = Path(path)
     model = permanent_copy(model)  # pruning masks become plain zeros in the saved weights
     quantization = getattr(model, "distill_quantization", None)
-    if quantization is not None and _is_hf(model):
-        raise ArtifactError(
-            "a quantized Hugging Face model is deployed as ONNX (distill.quantize.to_onnx); "
-            "save_pretrained cannot hold its int8 layers"
-        )
+    if quantization is not None and architecture is None and _is_hf(model):
+        # save_pretrained cannot hold int8 layers: distill's format, rebuilt from the HF config
+        from distill.hf.io import config_kwargs
+
+        architecture, kwargs = HF_FACTORY, config_kwargs(model)
     if architecture is None and _is_hf(model):
         from distill.hf.io import save_pretrained
 

@@ -108,8 +108,7 @@ def test_quantization_aware_distillation_recovers_what_rounding_cost(tmp_path):
                                    quantized(test.inputs[:16]))
 
 
-def test_transformers_and_recurrent_layers_quantize_in_memory_and_refuse_pickle_free_saving(
-        tmp_path):
+def test_transformers_and_recurrent_layers_quantize_dynamically():
     transformers = pytest.importorskip("transformers")
     from distill.evaluate.size import size_on_disk
 
@@ -125,8 +124,6 @@ def test_transformers_and_recurrent_layers_quantize_in_memory_and_refuse_pickle_
             assert out.dtype == torch.float32
             torch.testing.assert_close(out, reference, atol=0.05, rtol=0.05)
             assert size_on_disk(quantized) < 0.6 * size_on_disk(bert)
-            with pytest.raises(distill.artifacts.ArtifactError, match="to_onnx"):
-                distill.save(quantized, tmp_path / "q")
     lstm = torch.nn.LSTM(16, 32, batch_first=True)
     quantized = quantize_dynamic(torch.nn.Sequential(lstm))
     x = torch.randn(2, 5, 16)

@@ -86,3 +86,21 @@ def save_pretrained(model: nn.Module, path: str | Path, tokenizer: Any = None,
         if metadata:
             atomic.write_json(tmp / "distill.json", metadata)
     return path
+
+
+def model_from_config(model_class: str, config: dict[str, Any]) -> nn.Module:
+    """A freshly initialised ``transformers.<model_class>`` with ``config``: the skeleton a
+    quantized Hugging Face student is rebuilt on before its integer weights are loaded."""
+    transformers = require_transformers()
+    cls = getattr(transformers, model_class, None)
+    if cls is None or not hasattr(cls, "config_class"):
+        raise ValueError(f"transformers has no model class {model_class!r}")
+    return cls(cls.config_class.from_dict(config))
+
+
+def config_kwargs(model: nn.Module) -> dict[str, Any]:
+    """What :func:`model_from_config` needs to rebuild ``model``, as JSON values."""
+    import json
+
+    return {"model_class": type(model).__name__,
+            "config": json.loads(model.config.to_json_string(use_diff=False))}

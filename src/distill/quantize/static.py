@@ -1,4 +1,4 @@
-"""Static int8 (calibrated) and quantization-aware training, for CNNs and MLPs.
+"""Static int8 (calibrated) and its quantization-aware training, for CNNs and MLPs.
 
 Static: the model is traced (torch.fx), observers record activation ranges on calibration
 batches, and every convolution, Linear and activation between them runs in int8 with
@@ -36,7 +36,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _example(data: Any) -> torch.Tensor:
+def example_of(data: Any) -> torch.Tensor:
     batch = next(iter(Batches(data, 2, shuffle=False)))
     if not isinstance(batch.inputs, torch.Tensor):
         raise TypeError("static quantization traces tensor-input models (CNNs, MLPs); export "
@@ -74,20 +74,15 @@ def convert(prepared: nn.Module) -> nn.Module:
 def quantize_static(model: nn.Module, calibration: Any, *, batches: int = 8,
                     batch_size: int = 128) -> nn.Module:
     """An int8 copy of ``model`` calibrated on ``batches`` batches of ``calibration`` data."""
-    example = _example(calibration)
+    example = example_of(calibration)
     prepared = prepare_static(model, example)
     for batch in first_batches(calibration, batches, batch_size):
         prepared(batch.inputs)
     return _tag(convert(prepared), model, "static-int8", example)
 
 
-def prepare_qat(model: nn.Module, data: Any) -> nn.Module:
-    """A fake-quantized copy of ``model`` to train (e.g. ``distill.distill(teacher, it, ...)``);
-    :func:`convert_qat` then makes the int8 model."""
-    return _prepare_qat(model, _example(data))
-
-
-def _prepare_qat(model: nn.Module, example: torch.Tensor) -> nn.Module:
+def prepare_static_qat(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The FX graph with fake quantization (see :func:`distill.quantize.prepare_qat`)."""
     from torch.ao.quantization import get_default_qat_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_qat_fx
 
@@ -95,6 +90,7 @@ def _prepare_qat(model: nn.Module, example: torch.Tensor) -> nn.Module:
     with _quiet():
         prepared = prepare_qat_fx(copy.deepcopy(model).train(),
                                   get_default_qat_qconfig_mapping(BACKEND), (example,))
+    prepared.distill_qat = {"kind": "static"}
     prepared.distill_qat_example = example
     spec = getattr(model, "distill_spec", None)
     if spec is not None:
@@ -102,11 +98,10 @@ def _prepare_qat(model: nn.Module, example: torch.Tensor) -> nn.Module:
     return prepared
 
 
-def convert_qat(prepared: nn.Module, source: nn.Module | None = None) -> nn.Module:
-    """The int8 model of a trained :func:`prepare_qat` copy."""
+def convert_static_qat(prepared: nn.Module, source: nn.Module | None = None) -> nn.Module:
     example = getattr(prepared, "distill_qat_example", None)
     if example is None:
-        raise ValueError("convert_qat takes a model made by prepare_qat")
+        raise ValueError("convert_qat takes a model made by prepare_qat(kind='static')")
     return _tag(convert(prepared), source if source is not None else prepared, "qat-int8",
                 example)
 
@@ -116,7 +111,7 @@ def structure_like(skeleton: nn.Module, spec: dict[str, Any]) -> nn.Module:
     loaded): calibration only sets values, so an uncalibrated conversion has the structure."""
     example = torch.zeros(2, *spec["input_shape"])
     if spec["kind"] == "qat-int8":
-        prepared = _prepare_qat(skeleton, example)
+        prepared = prepare_static_qat(skeleton, example)
     else:
         prepared = prepare_static(skeleton, example)
         prepared(example)
