@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && echo sudo)
 
-.PHONY: setup data demo test lint bench bench-lm bench-hf bench-prune bench-quant clean
+.PHONY: setup data browser demo test lint bench bench-lm bench-hf bench-prune bench-quant clean
 
-setup: $(STAMP) data
+setup: $(STAMP) data browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ data:
 	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist) \
 	  || echo "apt-get could not install dataset-fashion-mnist; distill will download it"; \
 	else echo "no apt-get: distill will download Fashion-MNIST on first use"; fi
+
+# headless Chromium and its driver: the test that renders report.html as a browser does
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "Chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get install -y chromium chromium-driver \
+	  || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver) \
+	  || echo "apt-get could not install chromium; the browser test will be skipped"; \
+	else echo "no apt-get: the browser test will be skipped"; fi
 
 demo: setup
 	$(BIN)/distill run recipes/fashion-mnist.toml --out runs/fashion-mnist --force

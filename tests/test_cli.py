@@ -97,6 +97,15 @@ def test_run_then_eval(tmp_path, capsys):
     assert main(["compare", str(out), str(tmp_path)]) == 1
     assert "not a finished run" in capsys.readouterr().err
 
+    # report.html redrawn from metrics.json alone, the recipe included
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert '<section id="inherited">' in page and "name = &quot;tiny&quot;" in page
+    assert main(["report", str(tmp_path)]) == 1
+    assert "not a finished run" in capsys.readouterr().err
+
 
 def test_eval_against_a_teacher_reports_ratios(tmp_path, capsys):
     torch.manual_seed(0)

@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a TOML recipe: train/reuse the teacher, distil the student, write a report",
         description="Run a recipe and write a run folder: student/ (safetensors + config.json), "
-        "metrics.json, report.md and plots/. The teacher a recipe trains is cached (in "
-        "$DISTILL_CACHE or ~/.cache/distill) and reused by later runs with the same settings.",
+        "metrics.json, report.md, report.html and plots/. The teacher a recipe trains is cached "
+        "(in $DISTILL_CACHE or ~/.cache/distill) and reused by later runs with the same "
+        "settings.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  distill run recipes/fashion-mnist.toml --out runs/fmnist --force",
     )
@@ -107,6 +108,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("runs", nargs="+", type=Path, help="run folders written by distill run")
 
+    rep = sub.add_parser(
+        "report",
+        help="redraw report.html of finished runs from their metrics.json",
+        description="Write RUN/report.html again from RUN/metrics.json: one self-contained page "
+        "(summary, accuracy against latency, training curves, per-class accuracy, confusion "
+        "difference, calibration, inherited errors, the recipe).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill report runs/fmnist && xdg-open runs/fmnist/report.html",
+    )
+    rep.add_argument("runs", nargs="+", type=Path, help="run folders written by distill run")
+
     gen = sub.add_parser(
         "generate",
         help="continue a prompt with a saved causal language model (a quick look at a student)",
@@ -155,7 +167,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if metrics.get("gap_closed") is not None:
         parts.append(f"gap closed {100 * metrics['gap_closed']:.1f}%")
     print(", ".join(p for p in parts if p))
-    print(f"wrote {out}/ (student/, metrics.json, report.md, plots/)")
+    print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/)")
     if metrics.get("teacher_path"):
         print(f"teacher: {metrics['teacher_path']}")
     return 0
@@ -219,6 +231,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from distill import atomic
+    from distill.report.html import render_html
+    from distill.report.runs import read_run
+
+    for folder in args.runs:
+        page = folder / "report.html"
+        atomic.write_text(page, render_html(read_run(folder)))
+        print(f"wrote {page}")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     import time
 
@@ -262,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
                RunFolderError, CacheError, ValueError, TypeError, OSError)
     commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache,
-                "compare": _cmd_compare, "generate": _cmd_generate}
+                "compare": _cmd_compare, "report": _cmd_report, "generate": _cmd_generate}
     try:
         return commands[args.command](args)
     except handled as err:

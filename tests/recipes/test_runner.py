@@ -10,6 +10,7 @@ import pytest
 import distill
 from distill.recipes import RecipeError, parse_recipe
 from distill.recipes.runner import RunFolderError, run_recipe, teacher_fingerprint
+from distill.report.html import SECTIONS
 
 RECIPE = {
     "name": "tiny",
@@ -46,6 +47,10 @@ def test_run_folder_holds_student_metrics_report_and_plots(finished_run):
         assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "| student |" in report and "plots/accuracy_vs_latency.png" in report
+    page = (out / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert page.count("data:image/png;base64,") == 5 and "# tiny" in page
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["retention"] == pytest.approx(metrics["retention"])
     for role in ("teacher", "student", "baseline"):

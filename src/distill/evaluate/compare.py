@@ -7,9 +7,10 @@ from typing import Any
 
 from torch import nn
 
+from distill.evaluate.diagnostics import diagnose
 from distill.evaluate.latency import measure_latency
 from distill.evaluate.metrics import classification_metrics
-from distill.evaluate.predict import predict
+from distill.evaluate.predict import Predictions, predict
 from distill.evaluate.size import count_parameters, size_on_disk
 
 
@@ -29,9 +30,13 @@ def evaluate_models(
     latency_repeats: int = 50,
     device: str = "cpu",
     batch_size: int = 512,
+    predictions: dict[str, Predictions] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Quality, size and latency of each model; agreement/KL against ``reference`` if named."""
-    predictions = {name: predict(m, data, batch_size, device) for name, m in models.items()}
+    """Quality, size and latency of each model; agreement/KL against ``reference`` if named.
+
+    ``predictions``: the models' outputs on ``data`` when the caller has them already."""
+    if predictions is None:
+        predictions = {name: predict(m, data, batch_size, device) for name, m in models.items()}
     reference_logits = predictions[reference].logits if reference else None
     for m in models.values():
         m.to("cpu")
@@ -63,6 +68,7 @@ def compare(
     threads: int = 1,
     latency_repeats: int = 50,
     device: str = "cpu",
+    diagnostics: bool = True,
 ) -> dict[str, Any]:
     """The ``metrics.json`` core: each model's entry plus retention, speedup and compression.
 
@@ -70,7 +76,8 @@ def compare(
     (batch 1, p50); compression = teacher / student parameters. With a hard-label ``baseline``
     (the same student trained without the teacher), ``gap_closed`` is the share of the
     teacher–baseline accuracy gap that distillation closed; None when the baseline matched or
-    beat the teacher, since there was no gap to close.
+    beat the teacher, since there was no gap to close. ``diagnostics``: per-class, confusion,
+    calibration and inherited-error numbers (:func:`distill.evaluate.diagnostics.diagnose`).
     """
     if 1 not in batch_sizes:
         raise ValueError(
@@ -80,6 +87,7 @@ def compare(
     models = {"teacher": teacher, "student": student}
     if baseline is not None:
         models["baseline"] = baseline
+    predictions = {name: predict(m, data, device=device) for name, m in models.items()}
     entries = evaluate_models(
         models,
         data,
@@ -88,9 +96,15 @@ def compare(
         threads=threads,
         latency_repeats=latency_repeats,
         device=device,
+        predictions=predictions,
     )
     t, s = entries["teacher"], entries["student"]
     result: dict[str, Any] = dict(entries)
+    labels = predictions["teacher"].labels
+    if diagnostics and labels is not None and "accuracy" in t:
+        result["diagnostics"] = diagnose(
+            {n: p.logits for n, p in predictions.items()}, labels,
+            class_names=tuple(getattr(getattr(data, "info", None), "class_names", ()) or ()))
     result["retention"] = _ratio(s.get("accuracy", float("nan")), t.get("accuracy", float("nan")))
     result["speedup"] = _ratio(t["latency_ms_p50"], s["latency_ms_p50"])
     result["compression"] = _ratio(t["params"], s["params"])

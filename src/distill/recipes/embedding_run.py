@@ -17,6 +17,7 @@ from distill.api import distill
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import Recipe
 from distill.recipes.teacher_setup import get_teacher
+from distill.report.html import render_html
 from distill.report.markdown import render_report
 from distill.report.plots import training_curves
 
@@ -65,6 +66,8 @@ def run_embedding(recipe: Recipe, out: Path, recipe_text: str, progress, train, 
                               or k == "cosine"})
     plots = {"training curves": "plots/training_curves.png"}
     training_curves({"student": distilled.history}, out / plots["training curves"])
+    metrics["recipe_text"] = recipe_text
     atomic.write_text(out / "report.md", render_report(metrics, recipe_text, plots))
+    atomic.write_text(out / "report.html", render_html(metrics, recipe_text))
     atomic.write_json(out / "metrics.json", metrics)
     return metrics

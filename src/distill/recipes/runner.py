@@ -1,8 +1,9 @@
 """Carrying out a recipe: teacher (trained once, then cached), student, baseline, report.
 
-A run folder ends up with ``student/``, ``metrics.json``, ``report.md`` and ``plots/``. Every
-file is written atomically and ``metrics.json`` last, so a folder with ``metrics.json`` is a
-complete run; a failed run leaves ``error.txt`` and its last good checkpoint instead.
+A run folder ends up with ``student/``, ``metrics.json``, ``report.md``, ``report.html``
+and ``plots/``. Every file is written atomically and ``metrics.json`` last, so a folder with
+``metrics.json`` is a complete run; a failed run leaves ``error.txt`` and its last good
+checkpoint instead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from distill.recipes.teacher_setup import (
     get_teacher,
     teacher_fingerprint,
 )
+from distill.report.html import render_html
 from distill.report.markdown import render_report
 from distill.report.plots import accuracy_vs_latency, training_curves
 from distill.self_distillation import born_again
@@ -46,7 +48,7 @@ from distill.teachers import EMATeacher
 __all__ = ["RunFolderError", "run_recipe", "teacher_fingerprint"]
 
 log = logging.getLogger("distill")
-FINAL_ARTIFACTS = ("metrics.json", "report.md", "student", "plots", "error.txt")
+FINAL_ARTIFACTS = ("metrics.json", "report.md", "report.html", "student", "plots", "error.txt")
 
 
 class RunFolderError(FileExistsError):
@@ -70,7 +72,8 @@ def prepare_folder(out: Path, force: bool) -> None:
             f"{out} already holds a run ({', '.join(existing)}); choose another --out or "
             "pass --force to replace it"
         )
-    for name in ("metrics.json", "error.txt", "report.md"):  # completion markers go first
+    # completion markers go first
+    for name in ("metrics.json", "error.txt", "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
     for name in ("student", "plots", "checkpoints"):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -223,7 +226,9 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     }
     accuracy_vs_latency(metrics, out / plots["accuracy against latency"])
     training_curves(histories, out / plots["training curves"])
+    metrics["recipe_text"] = recipe_text
     atomic.write_text(out / "report.md", render_report(metrics, recipe_text, plots))
+    atomic.write_text(out / "report.html", render_html(metrics, recipe_text))
     atomic.write_json(out / "metrics.json", metrics)
     return metrics
 

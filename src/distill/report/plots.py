@@ -51,6 +51,14 @@ def accuracy_vs_latency(metrics: dict[str, Any], path: str | Path) -> Path:
 
 def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path) -> Path:
     """Training loss and evaluation accuracy per epoch, one line per trained model."""
+    fig = training_curves_figure(histories)
+    path = Path(path)
+    _save(fig, path)
+    _pyplot().close(fig)
+    return path
+
+
+def training_curves_figure(histories: dict[str, list[dict[str, Any]]]):
     plt = _pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, history in histories.items():
@@ -75,7 +83,4 @@ def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    path = Path(path)
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return fig
