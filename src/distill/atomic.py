@@ -83,3 +83,9 @@ def directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def copy_tree(source: str | Path, path: str | Path) -> None:
+    """Copy the folder ``source`` to ``path``, which appears whole or not at all."""
+    with directory(path) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)

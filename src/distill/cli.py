@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", type=Path, help="path to the recipe (.toml)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
     run.add_argument("--force", action="store_true", help="replace a run already in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="reuse the pipeline stages a run of this recipe finished in --out")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
     run.add_argument("--check", action="store_true", help="only validate the recipe, run nothing")
@@ -156,6 +158,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / (recipe.name or args.recipe.stem)
     metrics = run_recipe(
         recipe, out, recipe_text=args.recipe.read_text(encoding="utf-8"), force=args.force,
+        resume=args.resume,
         progress=False if args.no_progress or args.quiet else None,
     )
     print(summary_table(metrics))

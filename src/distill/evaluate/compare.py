@@ -69,6 +69,7 @@ def compare(
     latency_repeats: int = 50,
     device: str = "cpu",
     diagnostics: bool = True,
+    stages: dict[str, nn.Module] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` core: each model's entry plus retention, speedup and compression.
 
@@ -78,6 +79,8 @@ def compare(
     teacher–baseline accuracy gap that distillation closed; None when the baseline matched or
     beat the teacher, since there was no gap to close. ``diagnostics``: per-class, confusion,
     calibration and inherited-error numbers (:func:`distill.evaluate.diagnostics.diagnose`).
+    ``stages``: more models (a pipeline's intermediate students) measured in the same run,
+    listed under ``"stages"``.
     """
     if 1 not in batch_sizes:
         raise ValueError(
@@ -87,6 +90,11 @@ def compare(
     models = {"teacher": teacher, "student": student}
     if baseline is not None:
         models["baseline"] = baseline
+    stages = stages or {}
+    clash = set(stages) & set(models)
+    if clash:
+        raise ValueError(f"stage names {sorted(clash)} clash with the compared models")
+    models.update(stages)
     predictions = {name: predict(m, data, device=device) for name, m in models.items()}
     entries = evaluate_models(
         models,
@@ -99,11 +107,13 @@ def compare(
         predictions=predictions,
     )
     t, s = entries["teacher"], entries["student"]
-    result: dict[str, Any] = dict(entries)
+    result: dict[str, Any] = {k: v for k, v in entries.items() if k not in stages}
+    if stages:
+        result["stages"] = [{"name": name, **entries[name]} for name in stages]
     labels = predictions["teacher"].labels
     if diagnostics and labels is not None and "accuracy" in t:
         result["diagnostics"] = diagnose(
-            {n: p.logits for n, p in predictions.items()}, labels,
+            {n: p.logits for n, p in predictions.items() if n not in stages}, labels,
             class_names=tuple(getattr(getattr(data, "info", None), "class_names", ()) or ()))
     result["retention"] = _ratio(s.get("accuracy", float("nan")), t.get("accuracy", float("nan")))
     result["speedup"] = _ratio(t["latency_ms_p50"], s["latency_ms_p50"])

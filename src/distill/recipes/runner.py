@@ -33,6 +33,7 @@ from distill.losses import (
 )
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import PrunedStudent, Recipe
+from distill.recipes.stages import STAGES, Stage, checkpoint, reuse, run_stages
 from distill.recipes.teacher_setup import (
     TeacherSetup,
     cached_outputs,
@@ -65,13 +66,16 @@ def environment() -> dict[str, Any]:
     }
 
 
-def prepare_folder(out: Path, force: bool) -> None:
+def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
+    """Clear what a new run replaces; ``resume`` keeps the finished pipeline stages."""
     existing = [name for name in FINAL_ARTIFACTS if (out / name).exists()]
-    if existing and not force:
+    if existing and not (force or resume):
         raise RunFolderError(
-            f"{out} already holds a run ({', '.join(existing)}); choose another --out or "
-            "pass --force to replace it"
+            f"{out} already holds a run ({', '.join(existing)}); choose another --out, pass "
+            "--force to replace it, or --resume to reuse its finished stages"
         )
+    if not resume:
+        shutil.rmtree(out / STAGES, ignore_errors=True)
     # completion markers go first
     for name in ("metrics.json", "error.txt", "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
@@ -86,13 +90,17 @@ def run_recipe(
     *,
     recipe_text: str = "",
     force: bool = False,
+    resume: bool = False,
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Carry out ``recipe`` into the folder ``out``; return what ``metrics.json`` holds."""
+    """Carry out ``recipe`` into the folder ``out``; return what ``metrics.json`` holds.
+
+    ``resume``: reuse the pipeline stages a previous run of the same recipe finished there.
+    """
     out = Path(out)
-    prepare_folder(out, force)
+    prepare_folder(out, force, resume)
     try:
-        return _run(recipe, out, recipe_text, progress)
+        return _run(recipe, out, recipe_text, progress, resume)
     except BaseException as err:
         atomic.write_text(out / "error.txt", f"{type(err).__name__}: {err}\n")
         raise
@@ -135,7 +143,8 @@ def _layer_map(layers: dict[str, Any] | None) -> dict[int | str, int | str] | No
     return {int(k) if k.isdigit() else k: v for k, v in layers.items()}
 
 
-def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any]:
+def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = False
+         ) -> dict[str, Any]:
     data = recipe.data
     train, test, tokenizer = _load_data(recipe)
     student_train = train
@@ -151,6 +160,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
 
         return run_embedding(recipe, out, recipe_text, progress, train, test, tokenizer,
                              environment())
+    reused = False
     if recipe.self_distill is not None:
         setup, student, distilled, baseline, histories = _self_distill(
             recipe, student_train, test, loss, checkpoints, progress)
@@ -162,19 +172,13 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
             recipe, setup, student_train, test, loss, checkpoints, progress)
     else:
         setup = get_teacher(recipe, train, test, progress, tokenizer)
-        student = build_model(recipe.student, train.info, recipe.train.seed, setup.module)
-        loss = _loss(recipe, student, setup.module)
-        log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
-                 recipe.loss.temperature, recipe.loss.alpha)
-        signal: Any = setup.module
-        if recipe.teacher.outputs == "cached":
-            signal = cached_outputs(recipe, setup.module, student_train, progress)
-        distilled = distill(
-            signal, student, student_train, eval=test, loss=loss, checkpoint_dir=checkpoints,
-            progress=progress, precompute_teacher=recipe.teacher.outputs == "precomputed",
-            **train_kwargs(recipe.train),
-        )
-        loss.release()  # layer losses' hooks: not wanted while evaluating
+        stage0 = reuse(out, 0, "distill", recipe) if resume and recipe.stages else None
+        if stage0 is not None:
+            student, distilled, reused = stage0.model, DistillResult(stage0.model), True
+            distilled.history = stage0.history
+        else:
+            student, distilled = _distil(recipe, setup, train.info, student_train, test,
+                                         checkpoints, progress)
         histories = {"teacher": setup.history, "student": distilled.history}
         baseline = None
         if recipe.baseline.enabled:
@@ -186,13 +190,29 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
                 progress=progress, description="baseline", **train_kwargs(spec),
             )
             histories["baseline"] = fitted.history
+    stages: list[Stage] = []
+    if recipe.stages:
+        if not reused:
+            checkpoint(out, recipe, Stage(0, "distill", out, student, distilled.history),
+                       "distill")
+        stages = run_stages(recipe, out, student, setup.module, student_train, test,
+                            resume=reused, progress=progress)
+        histories.update({f"stage {s.index}: {s.label}": s.history for s in stages
+                          if s.history})
+    distilled_student, student = student, stages[-1].model if stages else student
 
     ev = recipe.evaluate
     log.info("evaluating side by side (latency with %d thread(s))", ev.threads)
+    earlier = {"distill": distilled_student} if stages else {}
+    earlier.update({s.label: s.model for s in stages[:-1]})
     metrics: dict[str, Any] = compare(
         setup.module, student, test, baseline=baseline, batch_sizes=ev.batch_sizes,
-        threads=ev.threads, latency_repeats=ev.latency_repeats,
+        threads=ev.threads, latency_repeats=ev.latency_repeats, stages=earlier,
     )
+    if stages:
+        metrics["pipeline"] = [{"stage": s.index, "label": s.label, "seconds": s.seconds,
+                                "reused": s.reused, "folder": str(s.folder.relative_to(out))}
+                               for s in stages]
     metrics.update(
         name=recipe.name or out.name,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -214,8 +234,10 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     if "generations" in distilled.metrics:
         metrics["generations"] = distilled.metrics["generations"]
     student_meta = {"accuracy": metrics["student"].get("accuracy")}
-    if tokenizer is not None:  # a Hugging Face folder with its tokenizer: no distill needed
-        from distill.hf import save_pretrained
+    if stages and stages[-1].label.startswith("export"):  # the ONNX folder is the student
+        atomic.copy_tree(stages[-1].folder / "model", out / "student")
+    elif tokenizer is not None and getattr(student, "distill_quantization", None) is None:
+        from distill.hf import save_pretrained  # with its tokenizer: no distill needed
 
         save_pretrained(student, out / "student", tokenizer, metadata=student_meta)
     else:
@@ -231,6 +253,25 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress) -> dict[str, Any
     atomic.write_text(out / "report.html", render_html(metrics, recipe_text))
     atomic.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _distil(recipe: Recipe, setup: TeacherSetup, info, student_train, test, checkpoints: Path,
+            progress) -> tuple[Any, DistillResult]:
+    """The recipe's student, distilled from its teacher (the run's main training)."""
+    student = build_model(recipe.student, info, recipe.train.seed, setup.module)
+    loss = _loss(recipe, student, setup.module)
+    log.info("student: distilling (%d epochs, T=%g, alpha=%g)", recipe.train.epochs,
+             recipe.loss.temperature, recipe.loss.alpha)
+    signal: Any = setup.module
+    if recipe.teacher.outputs == "cached":
+        signal = cached_outputs(recipe, setup.module, student_train, progress)
+    distilled = distill(
+        signal, student, student_train, eval=test, loss=loss, checkpoint_dir=checkpoints,
+        progress=progress, precompute_teacher=recipe.teacher.outputs == "precomputed",
+        **train_kwargs(recipe.train),
+    )
+    loss.release()  # layer losses' hooks: not wanted while evaluating
+    return student, distilled
 
 
 def _self_distill(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, loss: KDLoss,

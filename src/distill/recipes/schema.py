@@ -278,6 +278,57 @@ class EvaluateSpec(Section):
     latency_repeats: PositiveInt = 50
 
 
+class PruneStage(Section):
+    """Prune the current student (structured: a smaller dense model; masks: zeros)."""
+
+    kind: Literal["prune"]
+    method: Literal["structured", "magnitude", "2:4"] = "structured"
+    ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
+
+
+class DistillStage(Section):
+    """Distil the current student from the recipe's teacher again (e.g. to recover after
+    pruning), with the [train] settings unless overridden here; output loss only."""
+
+    kind: Literal["distill"]
+    epochs: PositiveInt | None = None
+    lr: PositiveFloat | None = None
+
+
+class QuantizeStage(Section):
+    """Quantize the current student: ``dynamic``/``static`` int8 after training, ``qat``
+    (fake-quantized, distilled from the teacher for ``epochs``, then int8), weight-only
+    ``int8-weights``/``int4-weights``, or a ``float16``/``bfloat16`` cast."""
+
+    kind: Literal["quantize"]
+    method: Literal["dynamic", "static", "qat", "int8-weights", "int4-weights", "float16",
+                    "bfloat16"]
+    epochs: PositiveInt = 1
+    lr: PositiveFloat | None = None
+    calibration_batches: PositiveInt = 16
+    group_size: PositiveInt = 32
+
+
+class ExportStage(Section):
+    """Export the current student to ONNX (checked against PyTorch), optionally int8 in ONNX
+    Runtime; the run's final student is then the ONNX folder."""
+
+    kind: Literal["export"]
+    format: Literal["onnx"] = "onnx"
+    int8: Literal["none", "dynamic", "static"] = "none"
+    calibration_batches: PositiveInt = 16
+
+
+StageSpec = Annotated[
+    Union[  # noqa: UP007
+        Annotated[PruneStage, Tag("prune")], Annotated[DistillStage, Tag("distill")],
+        Annotated[QuantizeStage, Tag("quantize")], Annotated[ExportStage, Tag("export")],
+    ],
+    Discriminator(lambda v: v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)),
+]
+
+
 class Recipe(Section):
     name: str | None = None
     data: DataSpec
@@ -288,6 +339,9 @@ class Recipe(Section):
     train: TrainSpec = TrainSpec()
     baseline: BaselineSpec = BaselineSpec(enabled=False)
     evaluate: EvaluateSpec = EvaluateSpec()
+    stages: list[StageSpec] = []
+    """A pipeline after the student is distilled: ``[[stages]]`` tables, run in order, each
+    checkpointed in the run folder (``distill run --resume`` skips the finished ones)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -307,6 +361,7 @@ class Recipe(Section):
             )
         self._hf_consistent()
         self._pruned_consistent()
+        self._stages_consistent()
         if self.teacher is None:
             return self
         outputs = self.teacher.outputs
@@ -317,6 +372,37 @@ class Recipe(Section):
                 "differ every epoch; use outputs = 'online' or augment = 'none'"
             )
         return self
+
+    def _stages_consistent(self) -> None:
+        if not self.stages:
+            return
+        if self.teacher is None or self.loss.kind != "kd":
+            raise ValueError("[[stages]] follow a student distilled from a [teacher] with "
+                             "[loss] kind = 'kd'")
+        hf = isinstance(self.teacher, HFTeacher)
+        done = None  # the stage after which the student can no longer train
+        for i, stage in enumerate(self.stages, 1):
+            where = f"[[stages]] #{i} (kind = '{stage.kind}')"
+            qat_then_export = (done is not None and done[1] == "quantize 'qat'" and hf
+                               and stage.kind == "export" and stage.int8 != "none")
+            if done is not None and not qat_then_export:
+                raise ValueError(
+                    f"{where} comes after stage #{done[0]} ({done[1]}), which must be the last "
+                    "one that changes the model (only a Hugging Face student's 'qat' stage may "
+                    "be followed by an int8 export: its trained weights go to ONNX Runtime)")
+            if stage.kind == "export":
+                done = (i, "export: the student is an ONNX file from then on")
+            elif stage.kind == "quantize":
+                done = (i, f"quantize '{stage.method}'")
+                if stage.method == "static" and hf:
+                    raise ValueError(f"{where}: static int8 in PyTorch traces plain modules; "
+                                     "a Hugging Face student exports with kind = 'export', "
+                                     "int8 = 'static'")
+            elif stage.kind == "prune" and hf and (stage.method == "2:4"
+                                                   or stage.importance == "activation"):
+                raise ValueError(f"{where}: a Hugging Face student is pruned by method = "
+                                 "'structured' or 'magnitude', importance 'magnitude' or "
+                                 "'taylor'")
 
     def _pruned_consistent(self) -> None:
         spec = self.student

@@ -53,7 +53,7 @@ def _size(n: Any) -> str:
 def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Teacher, each pipeline stage, the baseline and the final student, in that order."""
     rows = [("teacher", metrics["teacher"])] if metrics.get("teacher") else []
-    rows += [(f"stage {i + 1}: {s['name']}", s) for i, s in enumerate(metrics.get("stages", []))]
+    rows += [(f"stage {i}: {s['name']}", s) for i, s in enumerate(metrics.get("stages", []))]
     rows += [(n, metrics[n]) for n in ("baseline", "student") if metrics.get(n)]
     return rows
 

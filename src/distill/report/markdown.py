@@ -34,8 +34,10 @@ def summary_table(metrics: dict[str, Any]) -> str:
     columns = ["model", *quality, "params", "size", "latency p50 (b1)", "p95 (b1)"]
     columns += [f"p50 (b{big})"] if big else []
     rows = ["| " + " | ".join(columns) + " |", "|---" + "|---:" * (len(columns) - 1) + "|"]
-    for name in ROWS:
-        e = metrics.get(name)
+    named = [("teacher", metrics.get("teacher"))]
+    named += [(f"stage {i}: {st['name']}", st) for i, st in enumerate(metrics.get("stages", []))]
+    named += [(name, metrics.get(name)) for name in ROWS[1:]]
+    for name, e in named:
         if not e:
             continue
         if embedding:

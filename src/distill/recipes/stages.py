@@ -1,0 +1,218 @@
+"""Pipelines: the stages a recipe lists after its student is distilled, run in order.
+
+Each stage starts from the previous stage's model and leaves a checkpoint in
+``RUN/stages/NN-kind/`` — its model and ``stage.json`` (written last, so a folder with one is
+finished). A stage's fingerprint covers the recipe up to and including it: ``distill run
+--resume`` reuses a finished stage whose fingerprint still matches and reruns it, and every
+stage after it, otherwise. Stage 0 is the distillation itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill import atomic
+from distill.api import distill
+from distill.artifacts import load, save
+from distill.batches import Batches
+from distill.hf.io import is_hf_model
+from distill.losses import KDLoss
+from distill.recipes.building import train_kwargs
+from distill.recipes.schema import (
+    DistillStage,
+    ExportStage,
+    PruneStage,
+    QuantizeStage,
+    Recipe,
+)
+
+log = logging.getLogger("distill")
+STAGES = "stages"
+
+
+@dataclass
+class Stage:
+    """A finished stage: what it was, where its checkpoint is, what it trained."""
+
+    index: int
+    label: str
+    folder: Path
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    reused: bool = False
+    fp32: nn.Module | None = None  # a dynamic QAT stage's trained weights, for an int8 export
+
+
+def label(spec: Any) -> str:
+    if isinstance(spec, PruneStage):
+        return f"prune {spec.method} {spec.ratio:.0%}"
+    if isinstance(spec, DistillStage):
+        return "distill" + (f" {spec.epochs} epochs" if spec.epochs else "")
+    if isinstance(spec, QuantizeStage):
+        return f"quantize {spec.method}"
+    if isinstance(spec, ExportStage):
+        return "export onnx" + ("" if spec.int8 == "none" else f" int8 {spec.int8}")
+    return "distill"
+
+
+def fingerprint(recipe: Recipe, stages: int) -> str:
+    """What decides the model after ``stages`` pipeline stages (0: the distilled student)."""
+    body = recipe.model_dump(mode="json", exclude={"name", "evaluate", "baseline"})
+    body["stages"] = body["stages"][:stages]
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def folder_of(out: Path, index: int, kind: str) -> Path:
+    return out / STAGES / f"{index:02d}-{kind}"
+
+
+def reuse(out: Path, index: int, kind: str, recipe: Recipe) -> Stage | None:
+    """The finished stage ``index`` if its checkpoint matches the recipe, else None."""
+    folder = folder_of(out, index, kind)
+    try:
+        info = json.loads((folder / "stage.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if info.get("fingerprint") != fingerprint(recipe, index):
+        return None
+    fp32 = load(folder / "fp32") if (folder / "fp32").is_dir() else None
+    log.info("stage %d (%s): reusing %s", index, info["label"], folder)
+    return Stage(index, info["label"], folder, load(folder / "model"), info.get("history", []),
+                 info.get("seconds", 0.0), True, fp32)
+
+
+def checkpoint(out: Path, recipe: Recipe, stage: Stage, kind: str, onnx: Path | None = None
+               ) -> Stage:
+    """Write ``stage``'s model (or move its exported ONNX folder) and then its stage.json."""
+    folder = folder_of(out, stage.index, kind)
+    shutil.rmtree(folder, ignore_errors=True)  # a stale or half-written one
+    folder.mkdir(parents=True)
+    if onnx is not None:
+        shutil.move(str(onnx), str(folder / "model"))
+        stage.model = load(folder / "model")
+    else:
+        save(stage.model, folder / "model")
+    if stage.fp32 is not None:
+        save(stage.fp32, folder / "fp32")
+    atomic.write_json(folder / "stage.json", {
+        "index": stage.index, "kind": kind, "label": stage.label,
+        "fingerprint": fingerprint(recipe, stage.index), "history": stage.history,
+        "seconds": stage.seconds})
+    stage.folder = folder
+    return stage
+
+
+def _example(data: Any) -> Any:
+    return next(iter(Batches(data, 2, shuffle=False))).inputs
+
+
+def _kd(recipe: Recipe) -> KDLoss:
+    return KDLoss(recipe.loss.temperature, recipe.loss.alpha)
+
+
+def _settings(recipe: Recipe, epochs: int | None, lr: float | None) -> dict[str, Any]:
+    settings = train_kwargs(recipe.train)
+    if epochs is not None:
+        settings["epochs"] = epochs
+    if lr is not None:
+        settings["lr"] = lr
+    return settings
+
+
+def _prune(spec: PruneStage, model: nn.Module, train: Any) -> nn.Module:
+    from distill.prune import magnitude_prune, nm_prune, prune_structured
+
+    model = copy.deepcopy(model)
+    if spec.method == "magnitude":
+        magnitude_prune(model, spec.ratio)
+    elif spec.method == "2:4":
+        nm_prune(model)
+    elif is_hf_model(model):
+        from distill.hf.pruning import prune_neurons
+
+        prune_neurons(model, spec.ratio, importance=spec.importance, data=train)
+    else:
+        prune_structured(model, _example(train), spec.ratio, importance=spec.importance,
+                         data=train)
+    return model
+
+
+def _quantize(spec: QuantizeStage, model: nn.Module, recipe: Recipe, teacher: nn.Module,
+              train: Any, test: Any, progress) -> tuple[nn.Module, list, nn.Module | None]:
+    """(the quantized model, the QAT history, the QAT's fp32 weights for an export)."""
+    from distill import quantize
+
+    hf = is_hf_model(model)
+    skip = ["classifier"] if hf and hasattr(model, "classifier") else []
+    if spec.method == "dynamic":
+        return quantize.quantize_dynamic(model, skip=skip), [], None
+    if spec.method == "static":
+        return quantize.quantize_static(model, train, batches=spec.calibration_batches), [], None
+    if spec.method in ("float16", "bfloat16"):
+        return quantize.cast(model, spec.method), [], None
+    if spec.method in ("int8-weights", "int4-weights"):
+        bits = 8 if spec.method == "int8-weights" else 4
+        return quantize.quantize_weights(model, bits=bits, group_size=spec.group_size,
+                                         skip=skip), [], None
+    prepared = quantize.prepare_qat(model, None if hf else train, skip=skip)
+    fitted = distill(teacher, prepared, train, eval=test, loss=_kd(recipe), progress=progress,
+                     **_settings(recipe, spec.epochs, spec.lr))
+    fp32 = quantize.without_fake_quant(prepared) if hf else None
+    return quantize.convert_qat(prepared, model), fitted.history, fp32
+
+
+def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module, train: Any,
+               test: Any, *, resume: bool, progress) -> list[Stage]:
+    """Every ``[[stages]]`` entry in turn, from the distilled ``student``; the finished stages
+    in order (the last one's model is the run's student)."""
+    stages: list[Stage] = []
+    current, fp32, fresh = student, None, not resume
+    for index, spec in enumerate(recipe.stages, 1):
+        if not fresh:
+            found = reuse(out, index, spec.kind, recipe)
+            if found is not None:
+                stages.append(found)
+                current, fp32 = found.model, found.fp32
+                continue
+            fresh = True  # everything after a rerun stage is rerun too
+        name = label(spec)
+        log.info("stage %d: %s", index, name)
+        started, history, onnx, new_fp32 = time.perf_counter(), [], None, None
+        if isinstance(spec, PruneStage):
+            model = _prune(spec, current, train)
+        elif isinstance(spec, DistillStage):
+            model = copy.deepcopy(current)
+            history = distill(teacher, model, train, eval=test, loss=_kd(recipe),
+                              progress=progress, **_settings(recipe, spec.epochs, spec.lr)
+                              ).history
+        elif isinstance(spec, QuantizeStage):
+            model, history, new_fp32 = _quantize(spec, current, recipe, teacher, train, test,
+                                                 progress)
+        else:
+            from distill.quantize import to_onnx
+
+            onnx = out / STAGES / f".export-{index:02d}"
+            shutil.rmtree(onnx, ignore_errors=True)
+            source = fp32 if fp32 is not None else current
+            int8 = {"none": False}.get(spec.int8, spec.int8)
+            with torch.no_grad():
+                to_onnx(source, _example(test), onnx, int8=int8, calibration=train,
+                        calibration_batches=spec.calibration_batches)
+            model = current
+        stage = Stage(index, name, out, model, history, time.perf_counter() - started,
+                      fp32=new_fp32)
+        stages.append(checkpoint(out, recipe, stage, spec.kind, onnx))
+        current, fp32 = stage.model, new_fp32
+    return stages
