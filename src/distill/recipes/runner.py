@@ -177,8 +177,8 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = F
             student, distilled, reused = stage0.model, DistillResult(stage0.model), True
             distilled.history = stage0.history
         else:
-            student, distilled = _distil(recipe, setup, train.info, student_train, test,
-                                         checkpoints, progress)
+            student, distilled = distil_student(recipe, setup, train.info, student_train,
+                                                test, checkpoints, progress)
         histories = {"teacher": setup.history, "student": distilled.history}
         baseline = None
         if recipe.baseline.enabled:
@@ -255,8 +255,8 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = F
     return metrics
 
 
-def _distil(recipe: Recipe, setup: TeacherSetup, info, student_train, test, checkpoints: Path,
-            progress) -> tuple[Any, DistillResult]:
+def distil_student(recipe: Recipe, setup: TeacherSetup, info, student_train, test,
+                   checkpoints: Path | None, progress) -> tuple[Any, DistillResult]:
     """The recipe's student, distilled from its teacher (the run's main training)."""
     student = build_model(recipe.student, info, recipe.train.seed, setup.module)
     loss = _loss(recipe, student, setup.module)

@@ -173,6 +173,36 @@ def _quantize(spec: QuantizeStage, model: nn.Module, recipe: Recipe, teacher: nn
     return quantize.convert_qat(prepared, model), fitted.history, fp32
 
 
+def apply_stage(spec: Any, current: nn.Module, recipe: Recipe, teacher: nn.Module, train: Any,
+                test: Any, *, fp32: nn.Module | None = None, export_to: Path | None = None,
+                progress=None) -> tuple[nn.Module, list, nn.Module | None]:
+    """One stage on ``current``: (its model, what it trained, a QAT stage's fp32 weights).
+
+    An export writes the ONNX folder ``export_to`` (from ``fp32`` when a QAT stage left one)
+    and returns the exported model. The planner applies stages with this same function, so a
+    plan's numbers are the ones its recipe reproduces.
+    """
+    if isinstance(spec, PruneStage):
+        return _prune(spec, current, train), [], None
+    if isinstance(spec, DistillStage):
+        model = copy.deepcopy(current)
+        history = distill(teacher, model, train, eval=test, loss=_kd(recipe), progress=progress,
+                          **_settings(recipe, spec.epochs, spec.lr)).history
+        return model, history, None
+    if isinstance(spec, QuantizeStage):
+        return _quantize(spec, current, recipe, teacher, train, test, progress)
+    from distill.quantize import to_onnx
+
+    if export_to is None:
+        raise ValueError("an export stage needs a folder to write (export_to)")
+    shutil.rmtree(export_to, ignore_errors=True)
+    int8 = {"none": False}.get(spec.int8, spec.int8)
+    with torch.no_grad():
+        to_onnx(fp32 if fp32 is not None else current, _example(test), export_to, int8=int8,
+                calibration=train, calibration_batches=spec.calibration_batches)
+    return load(export_to), [], None
+
+
 def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module, train: Any,
                test: Any, *, resume: bool, progress) -> list[Stage]:
     """Every ``[[stages]]`` entry in turn, from the distilled ``student``; the finished stages
@@ -189,28 +219,10 @@ def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module
             fresh = True  # everything after a rerun stage is rerun too
         name = label(spec)
         log.info("stage %d: %s", index, name)
-        started, history, onnx, new_fp32 = time.perf_counter(), [], None, None
-        if isinstance(spec, PruneStage):
-            model = _prune(spec, current, train)
-        elif isinstance(spec, DistillStage):
-            model = copy.deepcopy(current)
-            history = distill(teacher, model, train, eval=test, loss=_kd(recipe),
-                              progress=progress, **_settings(recipe, spec.epochs, spec.lr)
-                              ).history
-        elif isinstance(spec, QuantizeStage):
-            model, history, new_fp32 = _quantize(spec, current, recipe, teacher, train, test,
-                                                 progress)
-        else:
-            from distill.quantize import to_onnx
-
-            onnx = out / STAGES / f".export-{index:02d}"
-            shutil.rmtree(onnx, ignore_errors=True)
-            source = fp32 if fp32 is not None else current
-            int8 = {"none": False}.get(spec.int8, spec.int8)
-            with torch.no_grad():
-                to_onnx(source, _example(test), onnx, int8=int8, calibration=train,
-                        calibration_batches=spec.calibration_batches)
-            model = current
+        started = time.perf_counter()
+        onnx = out / STAGES / f".export-{index:02d}" if isinstance(spec, ExportStage) else None
+        model, history, new_fp32 = apply_stage(spec, current, recipe, teacher, train, test,
+                                               fp32=fp32, export_to=onnx, progress=progress)
         stage = Stage(index, name, out, model, history, time.perf_counter() - started,
                       fp32=new_fp32)
         stages.append(checkpoint(out, recipe, stage, spec.kind, onnx))
