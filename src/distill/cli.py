@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(default 0.25 0.5 0.75 1)")
     pl.add_argument("--deploy", nargs="+", help="deployments to try (default: all of "
                     "'pytorch fp32', 'pytorch int8', 'onnx fp32', 'onnx int8')")
+    pl.add_argument("--prune", type=float, nargs="+", help="structured pruning ratios to try "
+                    "on each width, recovered by distillation (default 0 0.5; 0 = off)")
     pl.add_argument("--finalists", type=int, default=2, help="widths trained in full")
     pl.add_argument("--out", type=Path, help="plan folder (default: plans/<recipe name>)")
     pl.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -274,6 +276,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                   max_size_mb=args.max_size_mb, min_retention=args.min_retention,
                   widths=tuple(args.widths) if args.widths else None,
                   deploy=tuple(args.deploy) if args.deploy else None,
+                  prune=tuple(args.prune) if args.prune else None,
                   finalists=args.finalists, progress=False if args.no_progress else None)
     out = write_plan(result, recipe, args.out or Path("plans") / (recipe.name
                                                                    or args.recipe.stem))

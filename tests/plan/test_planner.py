@@ -27,11 +27,18 @@ RECIPE = {
 
 def test_candidates_scale_the_student_and_carry_their_deployment():
     pool = candidates(parse_recipe(RECIPE), widths=(0.5, 1.0), deploy=("pytorch fp32",
-                                                                       "onnx int8"))
+                                                                       "onnx int8"), prune=())
     assert [(c.width, c.deploy) for c in pool] == [(0.5, "pytorch fp32"), (0.5, "onnx int8"),
                                                     (1.0, "pytorch fp32"), (1.0, "onnx int8")]
     assert pool[0].student["channels"] == [4, 8] and pool[0].student["hidden"] == 8
     assert pool[1].stages == [{"kind": "export", "int8": "static"}]
+    pruned = candidates(parse_recipe(RECIPE), widths=(1.0,), deploy=("onnx int8",),
+                        prune=(0.5,))
+    assert [c.name for c in pruned] == ["width 1, onnx int8", "width 1, pruned 50%, onnx int8"]
+    assert pruned[1].stages == [{"kind": "prune", "method": "structured", "ratio": 0.5},
+                                {"kind": "distill", "epochs": 1},  # a third of 4 epochs
+                                {"kind": "export", "int8": "static"}]
+    assert pruned[1].deploy_stages == [{"kind": "export", "int8": "static"}]
     with pytest.raises(ValueError, match="unknown deployment"):
         candidates(parse_recipe(RECIPE), deploy=("tensorrt",))
 
@@ -56,12 +63,14 @@ def test_a_plan_recommends_a_recipe_that_reproduces_its_numbers(tmp_path, monkey
 
     base.write_text(tomli_w.dumps(RECIPE))
     code = main(["plan", str(base), "--min-speedup", "1.2", "--widths", "0.5", "1", "2",
-                 "--deploy", "pytorch fp32", "onnx fp32", "--finalists", "1",
+                 "--deploy", "pytorch fp32", "onnx fp32", "--prune", "0", "0.5",
+                 "--finalists", "1",
                  "--out", str(tmp_path / "plan"), "--no-progress"])
     printed = capsys.readouterr().out
     assert code == 0 and "recommended:" in printed
     result = json.loads((tmp_path / "plan" / "plan.json").read_text())
-    assert set(result["screen"]) == {f"width {w}, {d}" for w in ("0.5", "1", "2")
+    assert set(result["screen"]) == {f"width {w}{p}, {d}" for w in ("0.5", "1", "2")
+                                     for p in ("", ", pruned 50%")
                                      for d in ("pytorch fp32", "onnx fp32")}
     limit = result["budget"]["max_latency_ms"] * SCREEN_SLACK
     for screened in result["screen"].values():

@@ -37,7 +37,7 @@ from distill.losses import KDLoss
 from distill.plan.candidates import Candidate, candidate_recipe, candidates
 from distill.plan.frontier import choose, pareto
 from distill.recipes.building import build_model, train_kwargs
-from distill.recipes.schema import ExportStage, Recipe
+from distill.recipes.schema import DistillStage, ExportStage, Recipe
 from distill.recipes.stages import apply_stage
 from distill.teachers import PrecomputedTeacher
 
@@ -53,12 +53,16 @@ def _split(train: ArrayDataset, share: float = 0.1, seed: int = 0
             ArrayDataset(train.inputs[order[cut:]], train.labels[order[cut:]], train.info))
 
 
-def _deploy(candidate: Candidate, model, recipe: Recipe, teacher, train, test, folder: Path):
-    """``model`` deployed as ``candidate`` says, by the same code the recipe's stages run."""
+def _apply(candidate: Candidate, stages: list, model, recipe: Recipe, teacher, train, test,
+           folder: Path, *, train_stages: bool = True):
+    """``model`` through ``stages`` (part of ``candidate``'s pipeline), by the same code the
+    recipe's stages run; ``train_stages=False`` skips the distillations (latency only)."""
     current = model
-    for i, table in enumerate(candidate_recipe(recipe, candidate).stages):
-        export_to = folder / f"{candidate.slug}-{i}" if isinstance(table, ExportStage) else None
-        current, _, _ = apply_stage(table, current, recipe, teacher, train, test,
+    for i, spec in enumerate(candidate_recipe(recipe, candidate, stages).stages):
+        if isinstance(spec, DistillStage) and not train_stages:
+            continue
+        export_to = folder / f"{candidate.slug}-{i}" if isinstance(spec, ExportStage) else None
+        current, _, _ = apply_stage(spec, current, recipe, teacher, train, test,
                                     export_to=export_to)
     return current
 
@@ -70,10 +74,11 @@ def screen(recipe: Recipe, pool: list[Candidate], teacher, train, test, folder: 
     models: dict[str, Any] = {"teacher": teacher}
     for width in sorted({c.width for c in pool}):
         group = [c for c in pool if c.width == width]
-        spec = candidate_recipe(recipe, group[0], with_stages=False).student
+        spec = candidate_recipe(recipe, group[0], []).student
         untrained = build_model(spec, train.info, recipe.train.seed)
         for c in group:
-            models[c.name] = _deploy(c, untrained, recipe, teacher, train, test, folder)
+            models[c.name] = _apply(c, c.stages, untrained, recipe, teacher, train, test,
+                                    folder, train_stages=False)
     log.info("screening %d candidates (latency, %d thread(s))", len(models) - 1, ev.threads)
     latency = measure_latency(models, test, batch_sizes=[1], threads=ev.threads,
                               repeats=ev.latency_repeats)
@@ -114,7 +119,8 @@ def halve(recipe: Recipe, widths: list[float], pool: list[Candidate], teacher, t
 def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
          min_speedup: float | None = None, max_size_mb: float | None = None,
          min_retention: float | None = None, widths: tuple[float, ...] | None = None,
-         deploy: tuple[str, ...] | None = None, finalists: int = 2,
+         deploy: tuple[str, ...] | None = None, prune: tuple[float, ...] | None = None,
+         finalists: int = 2,
          rungs: tuple[int, ...] = (1, 3), progress: bool | None = None) -> dict[str, Any]:
     """Search the candidates for ``recipe``'s task under the budget; the plan as JSON values."""
     from distill.recipes.runner import _load_data, distil_student
@@ -126,7 +132,8 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
             or recipe.data.labeled is not None):
         raise ValueError("the planner handles image datasets, fully labeled, with a [teacher] "
                          "(for now)")
-    kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy)) if v}
+    kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy), ("prune", prune))
+              if v is not None}
     pool = candidates(recipe, **kwargs)
     train, test, _ = _load_data(recipe)
     setup = get_teacher(recipe, train, test, progress)
@@ -148,13 +155,21 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
         with tempfile.TemporaryDirectory() as tmp:
             for width in chosen:
                 group = [c for c in passing if c.width == width]
-                spec = candidate_recipe(recipe, group[0], with_stages=False)
+                spec = candidate_recipe(recipe, group[0], [])
                 log.info("finalist: width %g, distilled as its recipe will be", width)
                 student, _ = distil_student(spec, setup, train.info, train, test, None,
                                             progress)
-                for c in group:
-                    deployed[c.name] = _deploy(c, student, recipe, teacher, train, test,
-                                               Path(tmp))
+                for ratio in sorted({c.prune for c in group}):
+                    members = [c for c in group if c.prune == ratio]
+                    base = student
+                    if ratio:  # pruned and recovered once, then deployed each way
+                        log.info("finalist: width %g pruned %.0f%%, recovered", width,
+                                 100 * ratio)
+                        base = _apply(members[0], members[0].stages[:2], student, recipe,
+                                      teacher, train, test, Path(tmp))
+                    for c in members:
+                        deployed[c.name] = _apply(c, c.deploy_stages, base, recipe, teacher,
+                                                  train, test, Path(tmp))
             ev = recipe.evaluate
             measured = evaluate_models(deployed, test, reference="teacher",
                                        batch_sizes=ev.batch_sizes, threads=ev.threads,
@@ -162,7 +177,8 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
         teacher_row = measured.pop("teacher")
         for c in (c for c in passing if c.name in measured):
             m = measured[c.name]
-            rows.append({"name": c.name, "width": c.width, "deploy": c.deploy,
+            rows.append({"name": c.name, "width": c.width, "prune": c.prune,
+                         "deploy": c.deploy,
                          "student": c.student, "stages": c.stages,
                          "accuracy": m["accuracy"], "agreement": m.get("agreement"),
                          "retention": m["accuracy"] / teacher_row["accuracy"],
