@@ -237,3 +237,43 @@ def test_attention_transfer_picks_the_kernel_that_returns_attention_maps(hf_reci
     sdpa = with_maps.replace('arch = "hf"\n', 'arch = "hf"\nattention = "sdpa"\n')
     with pytest.raises(RecipeError, match="does not return"):
         parse(sdpa, tmp_path)
+
+
+PIPELINE = """
+[[stages]]
+kind = "prune"
+ratio = 0.5
+
+[[stages]]
+kind = "distill"
+epochs = 1
+
+[[stages]]
+kind = "quantize"
+method = "qat"
+epochs = 1
+lr = 0.001
+"""
+
+
+@pytest.mark.parametrize("export", [False, True])
+def test_a_hugging_face_pipeline_prunes_trains_for_int8_and_ships(hf_recipe, tmp_path,
+                                                                   cache_dir, export):
+    pytest.importorskip("onnxruntime")
+    import distill
+
+    text = hf_recipe + PIPELINE + ('[[stages]]\nkind = "export"\nint8 = "dynamic"\n'
+                                   if export else "")
+    metrics = run_recipe(parse(text, tmp_path), tmp_path / "run", progress=False)
+    assert [s["name"] for s in metrics["stages"]] == (
+        ["distill", "prune structured 50%", "distill 1 epochs"]
+        + (["quantize qat"] if export else []))
+    pruned = metrics["stages"][1]
+    assert pruned["params"] < metrics["stages"][0]["params"]  # half the MLP neurons gone
+    student = distill.load(tmp_path / "run" / "student")
+    if export:  # the QAT-trained weights, int8 in ONNX Runtime
+        assert type(student).__name__ == "OnnxModel"
+    else:  # a quantized Hugging Face model, saved without pickle
+        assert student.distill_quantization["kind"] == "dynamic-int8"
+        assert student.distill_quantization["trained"] == "qat"
+    assert metrics["student"]["accuracy"] >= 0.7

@@ -1,0 +1,87 @@
+"""The budget planner on Fashion-MNIST, and the recommended recipe run to check its numbers.
+
+Budget: a fifth of the teacher's batch-1 latency (``--min-speedup 5``) at 97% retention or
+better. The plan is searched once (recipes/fashion-mnist.toml as the base: its teacher, its
+training settings, its student as the widest candidate); the recommended recipe is then run by
+``distill run``'s own code with the plan's seed and with more seeds, and its accuracy and
+speed-up (teacher latency / student latency, measured side by side in each run) are compared
+with the plan's.
+
+    python benchmarks/plan_fashion_mnist.py               # plan + 3 seeds of the recipe
+    python benchmarks/plan_fashion_mnist.py --seeds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from jobs import machine, mean_std, write_record  # noqa: E402
+
+from distill.plan import plan  # noqa: E402
+from distill.plan.output import table, write_plan  # noqa: E402
+from distill.recipes import parse_recipe  # noqa: E402
+from distill.recipes.loader import load_recipe  # noqa: E402
+from distill.recipes.runner import run_recipe  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", type=Path, default=HERE.parent / "recipes" /
+                        "fashion-mnist.toml")
+    parser.add_argument("--min-speedup", type=float, default=5.0)
+    parser.add_argument("--min-retention", type=float, default=0.97)
+    parser.add_argument("--seeds", type=int, default=3, help="runs of the recommended recipe")
+    parser.add_argument("--work", type=Path, default=Path("runs") / "plan-fashion-mnist")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "plan_fashion_mnist.json")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    torch.set_num_threads(2)  # training; latency is measured with the recipe's [evaluate]
+    recipe = load_recipe(args.recipe)
+    result = plan(recipe, min_speedup=args.min_speedup, min_retention=args.min_retention)
+    folder = write_plan(result, recipe, args.work / "plan")
+    record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(1), "plan": result, "plan_seconds":
+              time.perf_counter() - started, "runs": []}
+    summary = [table(result)]
+    if result["recommended"]:
+        best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
+        base = load_recipe(folder / "recommended.toml").model_dump(mode="json",
+                                                                    exclude_none=True)
+        for seed in range(args.seeds):
+            base["train"]["seed"] = seed
+            t0 = time.perf_counter()
+            metrics = run_recipe(parse_recipe(base), args.work / f"run-seed{seed}", force=True)
+            record["runs"].append({
+                "seed": seed, "seconds": time.perf_counter() - t0,
+                "accuracy": metrics["student"]["accuracy"], "retention": metrics["retention"],
+                "speedup": metrics["speedup"], "teacher_accuracy":
+                metrics["teacher"]["accuracy"], "latency_ms_p50":
+                metrics["student"]["latency_ms_p50"]})
+        runs = record["runs"]
+        record["reproduction"] = {
+            "plan": {k: best[k] for k in ("accuracy", "retention", "speedup",
+                                          "latency_ms_p50", "size_bytes")},
+            "seed0": runs[0],
+            "seeds": {k: mean_std([r[k] for r in runs]) for k in ("accuracy", "retention",
+                                                                  "speedup")}}
+        s = record["reproduction"]["seeds"]
+        summary.append(
+            f"recommended {best['name']}: plan accuracy {100 * best['accuracy']:.2f}%, "
+            f"speed-up {best['speedup']:.2f}x; recipe seed 0 {100 * runs[0]['accuracy']:.2f}%, "
+            f"{runs[0]['speedup']:.2f}x; {len(runs)} seeds retention "
+            f"{100 * s['retention']['mean']:.2f} ± {100 * s['retention']['std']:.2f}%, "
+            f"speed-up {s['speedup']['mean']:.2f} ± {s['speedup']['std']:.2f}x")
+    write_record(record, args.out, started, "\n".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
