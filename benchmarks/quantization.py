@@ -151,6 +151,28 @@ def kinds_for_transformer(student_dir: Path, teacher_dir: Path, threads: int, fo
     return models, test
 
 
+def sequence_sweep(models: dict, test, lengths=(32, 64, 128)) -> dict:
+    """Batch-1 latency of the transformer kinds at several sequence lengths (all tokens real),
+    interleaved per length: where int8 and ONNX Runtime gain, and where they do not."""
+    from distill.data import DatasetInfo
+    from distill.evaluate.latency import measure_latency
+    from distill.hf import TokenizedText
+
+    out = {}
+    for length in lengths:
+        ids = torch.randint(1000, 20000, (8, length), generator=torch.Generator().manual_seed(0))
+        encodings = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids),
+                     "attention_mask": torch.ones_like(ids)}
+        data = TokenizedText({k: encodings[k] for k in test.encodings}, torch.zeros(8).long(),
+                             DatasetInfo("synthetic", (length,), 2))
+        data.trim_padding = False
+        latency = measure_latency(models, data, batch_sizes=[1], threads=1, repeats=50)
+        base = latency["fp32"][1]["p50"]
+        out[length] = {name: {"latency_ms_p50": v[1]["p50"], "speedup": base / v[1]["p50"]}
+                       for name, v in latency.items()}
+    return out
+
+
 def measure(models: dict, test) -> dict:
     results = distill.evaluate_models(models, test, reference="fp32", batch_sizes=[1, 32],
                                       threads=1, latency_repeats=50)
@@ -194,8 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             models, test = kinds_for_transformer(student_path, teacher_dir, args.threads,
                                                  Path(tmp) / "transformer")
             record["transformer"] = measure(models, test)
+            swept = ("fp32", "ONNX Runtime fp32", "ONNX Runtime dynamic int8",
+                     "QAT+KD ONNX Runtime dynamic int8", "dynamic int8 (torch)")
+            record["transformer_sequence_sweep"] = sequence_sweep(
+                {k: models[k] for k in swept}, test)
     summary = "\n\n".join(f"{k}\n{table(record[k])}" for k in ("cnn", "transformer")
                           if k in record)
+    for length, row in record.get("transformer_sequence_sweep", {}).items():
+        summary += f"\n{length} tokens: " + ", ".join(
+            f"{k} {v['latency_ms_p50']:.2f} ms ({v['speedup']:.2f}x)" for k, v in row.items())
     write_record(record, args.out, started, summary)
     return 0
 
