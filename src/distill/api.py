@@ -76,6 +76,8 @@ def distill(
     schedule: str = "cosine",
     warmup_ratio: float = 0.1,
     grad_clip: float | None = None,
+    accumulate: int = 1,
+    precision: str = "fp32",
     augment: str | Callable | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -99,6 +101,10 @@ def distill(
     epoch: much cheaper, and exact when there is no augmentation (it refuses ``augment``).
     ``on_policy`` (a :class:`distill.lm.OnPolicy`) replaces a fraction of batches by the
     student's own continuations, scored by the live teacher (language models).
+    ``accumulate=k`` steps the optimizer every k batches (an effective batch of k ×
+    ``batch_size`` in the memory of one); ``grad_clip`` bounds the gradient norm;
+    ``precision="bf16"`` runs the forward passes under bfloat16 autocast (``"auto"``: on GPUs
+    that support it).
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
@@ -134,6 +140,8 @@ def train_model(
     schedule: str = "cosine",
     warmup_ratio: float = 0.1,
     grad_clip: float | None = None,
+    accumulate: int = 1,
+    precision: str = "fp32",
     augment: str | Callable | None = None,
     seed: int = 0,
     device: str = "cpu",

@@ -104,3 +104,16 @@ def test_embedding_agreement_on_known_cases():
 def test_embedding_loss_explains_a_width_mismatch():
     with pytest.raises(ValueError, match="student_width= and teacher_width="):
         EmbeddingLoss()(torch.randn(2, 4), torch.randn(2, 8))
+
+
+def test_bf16_autocast_and_accumulation_with_layer_losses(make_bert, reviews):
+    train, test = reviews
+    teacher = make_bert(layers=4)
+    distill.train_model(teacher, train, epochs=6, batch_size=16, lr=5e-3, progress=False)
+    student = keep_layers(teacher)
+    loss = CombinedLoss({"kd": KDLoss(2.0, 0.5), "hidden": HiddenStateLoss(student, teacher)})
+    result = distill.distill(teacher, student, train, eval=test, loss=loss, epochs=2,
+                             batch_size=8, accumulate=2, precision="bf16", lr=2e-3,
+                             progress=False)
+    assert all(p.dtype == torch.float32 for p in student.parameters())
+    assert result.metrics["agreement"] >= 0.9

@@ -12,6 +12,7 @@ from torch import nn
 
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["cosine", "linear", "constant"]
+Precision = Literal["fp32", "bf16", "auto"]
 
 
 @dataclass
@@ -27,6 +28,8 @@ class TrainConfig:
     schedule: Schedule = "cosine"
     warmup_ratio: float = 0.1
     grad_clip: float | None = None
+    accumulate: int = 1  # optimizer step every this many batches (gradients summed)
+    precision: Precision = "fp32"  # "bf16": autocast; "auto": bf16 on GPUs that have it
     seed: int = 0
     device: str = "cpu"
     num_threads: int | None = None
@@ -43,12 +46,16 @@ class TrainConfig:
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "accumulate": isinstance(self.accumulate, int) and self.accumulate >= 1,
+            "grad_clip": self.grad_clip is None or self.grad_clip > 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"invalid training setting {name}={getattr(self, name)!r}")
         if self.optimizer not in ("adamw", "adam", "sgd"):
             raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.schedule not in ("cosine", "linear", "constant"):
             raise ValueError(
                 f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}"
@@ -59,6 +66,25 @@ class TrainConfig:
         d["augment"] = repr(self.augment) if self.augment is not None else None
         d["on_policy"] = repr(self.on_policy) if self.on_policy is not None else None
         return d
+
+
+def autocast_dtype(config: TrainConfig) -> torch.dtype | None:
+    """The dtype forward passes run in under autocast, or None for plain fp32.
+
+    bf16 keeps fp32's exponent range, so no loss scaling is needed. On CPUs it runs
+    everywhere (natively only with AVX512-BF16/AMX; emulated, and slower, elsewhere), so
+    ``"auto"`` picks it only on a GPU that supports it.
+    """
+    device = torch.device(config.device)
+    if config.precision == "fp32":
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if config.precision == "bf16":
+            raise ValueError(f"precision='bf16': the GPU {config.device} does not support bfloat16")
+        return None
+    if config.precision == "auto" and device.type != "cuda":
+        return None
+    return torch.bfloat16
 
 
 def make_optimizer(

@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from distill import atomic
 from distill.batches import Batches, to_device
 from distill.engine.callbacks import Callback, FitState, ProgressBar
-from distill.engine.config import TrainConfig, make_optimizer, make_scheduler
+from distill.engine.config import TrainConfig, autocast_dtype, make_optimizer, make_scheduler
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.predict import predict
 from distill.lm.evaluate import lm_metrics
@@ -156,9 +156,14 @@ class _Run:
                 check_data(train)  # e.g. a cache built on other data: refuse before training
             signal.to(self.device)
         self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed)
+        # (batch size, samples per epoch); a user's DataLoader may sample its dataset anyhow
+        self.batch_shape = ((train.batch_size or 1, None) if isinstance(train, DataLoader)
+                            else (config.batch_size, len(train)))
         steps_per_epoch = len(self.batches)
         self.optimizer = make_optimizer(model, config, extra=loss)
-        self.scheduler = make_scheduler(self.optimizer, config, config.epochs * steps_per_epoch)
+        updates = -(-steps_per_epoch // config.accumulate)  # optimizer steps per epoch
+        self.scheduler = make_scheduler(self.optimizer, config, config.epochs * updates)
+        self.autocast = autocast_dtype(config)
         self.state = FitState(model=model, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
         self.hooks = [ProgressBar(description, config.progress), *callbacks]
         if isinstance(signal, Callback) and signal not in self.hooks:
@@ -204,6 +209,7 @@ class _Run:
         self.model.train()
         self._call("on_epoch_start")
         total_loss, total_n = 0.0, 0
+        accumulate = self.config.accumulate
         for batch in self.batches:
             inputs = self._inputs(batch)
             labels = to_device(batch.labels, self.device)
@@ -213,16 +219,22 @@ class _Run:
                 if rolled is not None:  # the student's own text: no stored row describes it
                     inputs, labels, indices = rolled[0], rolled[1], None
             teacher_logits = self._teacher_logits(inputs, indices)
-            value = self.loss(self.loss.outputs(self.model, inputs), teacher_logits, labels)
+            with self._precision():
+                outputs = self.loss.outputs(self.model, inputs)
+                if isinstance(outputs, Tensor) and outputs.is_floating_point():
+                    outputs = outputs.float()  # softmax over the classes in fp32
+                value = self.loss(outputs, teacher_logits, labels).float()
             loss_item = float(value.detach())
             if not math.isfinite(loss_item):
                 self._stop_non_finite(loss_item)
-            self.optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            if self.config.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
+            if state.step % accumulate == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            # each micro-batch weighs its share of the update's samples: the gradient of the
+            # mean loss over all of them, as one big batch would give
+            scale = 1.0 if accumulate == 1 else len(batch) / self._group_size(state.step)
+            (value * scale).backward()
+            if (state.step + 1) % accumulate == 0 or state.step + 1 == len(self.batches):
+                self._update()
             n = len(batch)
             total_loss, total_n = total_loss + loss_item * n, total_n + n
             state.step += 1
@@ -240,6 +252,30 @@ class _Run:
             "seconds": seconds,
             "samples_per_s": total_n / max(seconds, 1e-9),
         }
+
+    def _group_size(self, step: int) -> int:
+        """Samples in the accumulation group that batch ``step`` of an epoch belongs to (the
+        last batch of an epoch may be short)."""
+        k, total = self.config.accumulate, len(self.batches)
+        first = step - step % k
+        last = min(first + k, total)  # batches [first, last)
+        size, samples = self.batch_shape
+        if samples is None or last < total:
+            return (last - first) * size
+        return samples - first * size
+
+    def _update(self) -> None:
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+
+    def _precision(self):
+        """bf16 autocast for the student's forward pass and the loss when asked (matrix
+        products in bf16; the logits are cast back, so softmax and KL stay fp32)."""
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
 
     def _teacher_logits(self, inputs, indices) -> Tensor | TopKTargets | None:
         if self.signal is None:

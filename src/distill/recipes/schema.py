@@ -38,6 +38,10 @@ class TrainSpec(Section):
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: Fraction = 0.1
     grad_clip: PositiveFloat | None = None
+    accumulate: PositiveInt = 1
+    """Optimizer step every this many batches: an effective batch of accumulate × batch_size."""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """``bf16``: forward passes under bfloat16 autocast; ``auto``: bf16 on GPUs that have it."""
     seed: int = 0
     device: str = "cpu"
     threads: PositiveInt | None = None

@@ -40,12 +40,26 @@ class TeacherSetup:
     members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's members
 
 
+# training settings added after teachers were first cached: at their defaults they leave the
+# fingerprint as it was, so existing caches stay valid
+_LATER_DEFAULTS = {"accumulate": 1, "precision": "fp32"}
+
+
+def _without_later_defaults(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_later_defaults(v) for k, v in value.items()
+                if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
+    if isinstance(value, list):
+        return [_without_later_defaults(v) for v in value]
+    return value
+
+
 def spec_fingerprint(spec: Any, dataset: str) -> str:
     """What changes a teacher's trained weights; not threads, not how its outputs are used."""
     exclude: dict[str, Any] = dict(_WEIGHTS_ONLY)
     if isinstance(spec, TeacherEnsemble):
         exclude["members"] = {"__all__": _WEIGHTS_ONLY}
-    teacher = spec.model_dump(mode="json", exclude=exclude)
+    teacher = _without_later_defaults(spec.model_dump(mode="json", exclude=exclude))
     blob = json.dumps({"v": 1, "teacher": teacher, "data": {"dataset": dataset}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
