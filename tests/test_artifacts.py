@@ -324,3 +324,41 @@ def test_saved_files_are_readable_by_others(tmp_path):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
     for name in ("config.json", "model.safetensors"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o644
+
+
+def test_pickles_load_only_when_allowed_and_then_with_a_warning(tmp_path):
+    from distill.artifacts import PickleRefusedError
+
+    model = distill.build_mlp((1, 8, 8), 10, hidden=(8,)).eval()
+    torch.save(model, tmp_path / "model.pt")
+    with pytest.raises(PickleRefusedError, match="allow_pickle=True"):
+        distill.load(tmp_path / "model.pt")
+    with pytest.warns(UserWarning, match="unpickling"):
+        loaded = distill.load(tmp_path / "model.pt", allow_pickle=True)
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), model(x))
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    with pytest.raises(distill.artifacts.ArtifactError, match="not a model"), \
+            pytest.warns(UserWarning, match="unpickling"):
+        distill.load(tmp_path / "state.pt", allow_pickle=True)
+
+
+def test_a_hugging_face_folder_with_only_pickled_weights_is_refused(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from distill.artifacts import PickleRefusedError
+    from distill.hf import load_model
+
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, num_labels=2)).eval()
+    bert.config.architectures = ["BertForSequenceClassification"]
+    bert.config.save_pretrained(tmp_path / "bin")  # the weights as an old-style .bin pickle
+    torch.save(bert.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
+    for load in (distill.load, load_model):
+        with pytest.raises(PickleRefusedError, match="pytorch_model.bin is a pickle"):
+            load(tmp_path / "bin")
+    with pytest.warns(UserWarning, match="pickled weights"):
+        loaded = distill.load(tmp_path / "bin", allow_pickle=True)
+    ids = torch.randint(4, 30, (1, 5))
+    torch.testing.assert_close(loaded(input_ids=ids).logits, bert(input_ids=ids).logits)

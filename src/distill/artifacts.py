@@ -34,6 +34,13 @@ class ArtifactError(ValueError):
     """A saved model folder is missing, incomplete or inconsistent; the message names it."""
 
 
+class PickleRefusedError(ArtifactError):
+    """Weights stored as a pickle, which loads only with ``allow_pickle=True``."""
+
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle")
+
+
 def _spec_of(model: nn.Module, architecture: str | None, kwargs: dict | None) -> dict[str, Any]:
     if architecture is not None:
         return {"architecture": architecture, "kwargs": dict(kwargs or {})}
@@ -136,12 +143,16 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
+def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False) -> nn.Module:
     """Rebuild a saved model and load its weights; returned in eval mode.
 
     A Hugging Face folder (its config.json names ``architectures``) loads with transformers.
+    Nothing is unpickled unless ``allow_pickle=True`` (a whole model saved with
+    ``torch.save``, or a Hugging Face folder with ``.bin`` weights only), which warns.
     """
     path = Path(path)
+    if path.is_file() and path.suffix in PICKLE_SUFFIXES:
+        return _load_pickle(path, allow_pickle).to(device).eval()
     if (path / "modules.json").is_file() and (path / "1_Pooling").is_dir():
         from distill.hf.embeddings import SentenceEncoder
 
@@ -152,7 +163,7 @@ def load(path: str | Path, *, device: str = "cpu") -> nn.Module:
         return OnnxModel(path)
     hf_class = _hf_architecture(path)
     if hf_class is not None:
-        return _load_hf(path, hf_class).to(device).eval()
+        return _load_hf(path, hf_class, allow_pickle).to(device).eval()
     config = read_config(path)
     weights = path / WEIGHTS
     if not weights.is_file():
@@ -213,14 +224,30 @@ def _hf_architecture(path: Path) -> str | None:
     return None
 
 
-def _load_hf(path: Path, class_name: str) -> nn.Module:
-    from distill.hf.io import require_transformers
+def _load_hf(path: Path, class_name: str, allow_pickle: bool = False) -> nn.Module:
+    from distill.hf.io import require_transformers, weights_options
 
     transformers = require_transformers()
     cls = getattr(transformers, class_name, None)
     if cls is None:
         raise ArtifactError(f"{path / CONFIG}: transformers has no model class {class_name!r}")
-    return cls.from_pretrained(str(path))
+    return cls.from_pretrained(str(path), **weights_options(path, allow_pickle))
+
+
+def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:
+    if not allow_pickle:
+        raise PickleRefusedError(
+            f"{path} is a pickle, which can run code when loaded; pass allow_pickle=True if you "
+            "trust its source, then distill.save(model, folder) keeps it as safetensors")
+    import warnings
+
+    warnings.warn(f"unpickling {path} (allow_pickle=True)", UserWarning, stacklevel=3)
+    model = torch.load(str(path), map_location="cpu", weights_only=False)
+    if not isinstance(model, nn.Module):
+        raise ArtifactError(f"{path} holds a {type(model).__name__}, not a model (nn.Module); "
+                            "a state dict needs its architecture: build the model, then "
+                            "model.load_state_dict(...)")
+    return model
 
 
 def _load_quantized(skeleton: nn.Module, config: dict[str, Any], weights: Path) -> nn.Module:

@@ -39,12 +39,47 @@ def is_hf_model(model: Any) -> bool:
                                                           "model_type")
 
 
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def weights_options(name_or_path: str | Path, allow_pickle: bool = False,
+                    **kwargs: Any) -> dict[str, Any]:
+    """``from_pretrained`` options that load safetensors only, unless ``allow_pickle``.
+
+    PyTorch's ``.bin`` checkpoints are pickles, which can run code as they load; a folder that
+    holds nothing else is refused with a message saying how to opt in (with a warning).
+    """
+    if "gguf_file" in kwargs:  # GGUF is a plain tensor format
+        return {}
+    local = Path(name_or_path)
+    if not local.is_dir():  # a hub id: ask for its safetensors files
+        return {} if allow_pickle else {"use_safetensors": True}
+    if any(local.glob("*.safetensors")):
+        return {"use_safetensors": True}
+    pickled = [name for name in PICKLE_WEIGHTS if (local / name).is_file()]
+    if not pickled:
+        return {}
+    if not allow_pickle:
+        from distill.artifacts import PickleRefusedError
+
+        raise PickleRefusedError(
+            f"{local / pickled[0]} is a pickle (PyTorch .bin), which can run code when loaded; "
+            "pass allow_pickle=True if you trust its source (or re-save it as safetensors: "
+            "model.save_pretrained(folder, safe_serialization=True))")
+    import warnings
+
+    warnings.warn(f"loading pickled weights from {local / pickled[0]} (allow_pickle=True)",
+                  UserWarning, stacklevel=3)
+    return {"use_safetensors": False}
+
+
 def load_model(name_or_path: str | Path, task: str = "sequence-classification",
-               **kwargs: Any) -> nn.Module:
+               allow_pickle: bool = False, **kwargs: Any) -> nn.Module:
     """``AutoModelFor<task>.from_pretrained(name_or_path)``, with errors that say what to do.
 
     ``name_or_path`` is a hub id (needs network access, or a filled local HF cache) or a local
-    folder. ``kwargs`` go to ``from_pretrained`` (``num_labels=2``, ``dtype=...``).
+    folder. ``kwargs`` go to ``from_pretrained`` (``num_labels=2``, ``dtype=...``). Only
+    safetensors weights load unless ``allow_pickle=True`` (see :func:`weights_options`).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
@@ -53,6 +88,7 @@ def load_model(name_or_path: str | Path, task: str = "sequence-classification",
     local = Path(name_or_path)
     if local.exists() and not (local / "config.json").is_file():
         raise FileNotFoundError(f"{local} has no config.json: not a Hugging Face model folder")
+    kwargs = {**weights_options(name_or_path, allow_pickle, **kwargs), **kwargs}
     try:
         return auto.from_pretrained(str(name_or_path), **kwargs)
     except OSError as err:
