@@ -83,6 +83,7 @@ def distill(
     device: str = "cpu",
     num_threads: int | None = None,
     checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     precompute_teacher: bool = False,
@@ -104,7 +105,9 @@ def distill(
     ``accumulate=k`` steps the optimizer every k batches (an effective batch of k ×
     ``batch_size`` in the memory of one); ``grad_clip`` bounds the gradient norm;
     ``precision="bf16"`` runs the forward passes under bfloat16 autocast (``"auto"``: on GPUs
-    that support it).
+    that support it). With ``checkpoint_dir``, every epoch leaves a complete checkpoint
+    (weights, optimizer, schedule, random states); ``resume=True`` continues from it, to the
+    same result as a run that was never interrupted.
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
@@ -147,6 +150,7 @@ def train_model(
     device: str = "cpu",
     num_threads: int | None = None,
     checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     description: str = "train",

@@ -147,6 +147,7 @@ class Batches:
         num_workers: int = 0,
     ):
         self.user_loader = isinstance(data, DataLoader)
+        self.generator: torch.Generator | None = None  # the data order's, to resume it
         if self.user_loader:
             self.loader = data
         else:
@@ -158,6 +159,11 @@ class Batches:
             if len(data) == 0:
                 raise ValueError("the dataset is empty: there is nothing to train or evaluate on")
             generator = torch.Generator().manual_seed(seed)
+            self.generator = generator if shuffle else None
+            # an in-order pass (evaluation, calibration) draws its loader seed from a private
+            # generator: it must not move the global random state training depends on (a
+            # resumed run evaluates the teacher once more than an uninterrupted one)
+            private = {} if shuffle else {"generator": torch.Generator().manual_seed(seed)}
             sampler = (
                 RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
             )
@@ -167,6 +173,7 @@ class Batches:
                     sampler=BatchSampler(sampler, batch_size, drop_last=False),
                     batch_size=None,
                     num_workers=num_workers,
+                    **private,
                 )
             else:
                 # A dataset may shape its own batches (TokenizedText trims shared padding).
@@ -177,6 +184,7 @@ class Batches:
                     sampler=sampler,
                     num_workers=num_workers,
                     collate_fn=_CollateWithIndices(collate) if callable(collate) else None,
+                    **private,
                 )
 
     def __len__(self) -> int:

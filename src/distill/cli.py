@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
     run.add_argument("--force", action="store_true", help="replace a run already in --out")
     run.add_argument("--resume", action="store_true",
-                     help="reuse the pipeline stages a run of this recipe finished in --out")
+                     help="continue a run of this recipe in --out: its finished pipeline "
+                     "stages, and the student's training from its last complete epoch")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
     run.add_argument("--check", action="store_true", help="only validate the recipe, run nothing")

@@ -31,6 +31,7 @@ class TrainConfig:
     accumulate: int = 1  # optimizer step every this many batches (gradients summed)
     precision: Precision = "fp32"  # "bf16": autocast; "auto": bf16 on GPUs that have it
     seed: int = 0
+    resume: bool = False  # continue from checkpoint_dir's last complete epoch, if any
     device: str = "cpu"
     num_threads: int | None = None
     augment: Callable | None = None

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from distill import atomic
 from distill.batches import Batches, to_device
+from distill.engine import resume
 from distill.engine.callbacks import Callback, FitState, ProgressBar
 from distill.engine.config import TrainConfig, autocast_dtype, make_optimizer, make_scheduler
 from distill.evaluate.metrics import classification_metrics
@@ -74,12 +75,13 @@ class FitResult:
 class _LastGood:
     """The student's last known-good weights: on disk when a folder is given, else in memory."""
 
-    def __init__(self, model: nn.Module, folder: str | Path | None):
+    def __init__(self, model: nn.Module, folder: str | Path | None, initial: bool = True):
         self.model = model
         self.folder = Path(folder) if folder is not None else None
         self.epoch = 0
         self.state: dict[str, Tensor] | None = None
-        self.save(epoch=0, info={})
+        if initial:
+            self.save(epoch=0, info={})
 
     @property
     def path(self) -> Path | None:
@@ -168,7 +170,13 @@ class _Run:
         self.hooks = [ProgressBar(description, config.progress), *callbacks]
         if isinstance(signal, Callback) and signal not in self.hooks:
             self.hooks.append(signal)  # a teacher that follows training (e.g. an EMA teacher)
-        self.last_good = _LastGood(model, checkpoint_dir)
+        self.start_epoch = 0
+        if config.resume:
+            if checkpoint_dir is None:
+                raise ValueError("resume=True continues from checkpoint_dir: give one")
+            self.start_epoch = resume.load(Path(checkpoint_dir), self)
+        self.last_good = _LastGood(model, checkpoint_dir, initial=self.start_epoch == 0)
+        self.last_good.epoch = self.start_epoch
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
         self.teacher_eval_logits: Tensor | None = None
@@ -176,12 +184,14 @@ class _Run:
     def fit(self, eval_data) -> FitResult:
         started = time.perf_counter()
         self._call("on_fit_start")
-        for epoch in range(self.config.epochs):
+        for epoch in range(self.start_epoch, self.config.epochs):
             record = self._train_epoch(epoch)
             if eval_data is not None:
                 record.update(self._evaluate(eval_data))
             self.state.history.append(record)
             self.last_good.save(epoch + 1, record)
+            if self.last_good.folder is not None:
+                resume.save(self.last_good.folder, self, epoch + 1)
             self._call("on_epoch_end")
         self._call("on_fit_end")
         self.model.eval()

@@ -67,7 +67,8 @@ def environment() -> dict[str, Any]:
 
 
 def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
-    """Clear what a new run replaces; ``resume`` keeps the finished pipeline stages."""
+    """Clear what a new run replaces; ``resume`` keeps the finished pipeline stages and the
+    student's training checkpoint."""
     existing = [name for name in FINAL_ARTIFACTS if (out / name).exists()]
     if existing and not (force or resume):
         raise RunFolderError(
@@ -79,7 +80,7 @@ def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
     # completion markers go first
     for name in ("metrics.json", "error.txt", "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
-    for name in ("student", "plots", "checkpoints"):
+    for name in ("student", "plots") + (() if resume else ("checkpoints",)):
         shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -95,7 +96,8 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Carry out ``recipe`` into the folder ``out``; return what ``metrics.json`` holds.
 
-    ``resume``: reuse the pipeline stages a previous run of the same recipe finished there.
+    ``resume``: reuse the pipeline stages a previous run of the same recipe finished there and
+    continue its student's distillation from the last complete epoch.
     """
     out = Path(out)
     prepare_folder(out, force, resume)
@@ -178,7 +180,7 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = F
             distilled.history = stage0.history
         else:
             student, distilled = distil_student(recipe, setup, train.info, student_train,
-                                                test, checkpoints, progress)
+                                                test, checkpoints, progress, resume=resume)
         histories = {"teacher": setup.history, "student": distilled.history}
         baseline = None
         if recipe.baseline.enabled:
@@ -256,7 +258,8 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = F
 
 
 def distil_student(recipe: Recipe, setup: TeacherSetup, info, student_train, test,
-                   checkpoints: Path | None, progress) -> tuple[Any, DistillResult]:
+                   checkpoints: Path | None, progress, resume: bool = False
+                   ) -> tuple[Any, DistillResult]:
     """The recipe's student, distilled from its teacher (the run's main training)."""
     student = build_model(recipe.student, info, recipe.train.seed, setup.module)
     loss = _loss(recipe, student, setup.module)
@@ -268,7 +271,7 @@ def distil_student(recipe: Recipe, setup: TeacherSetup, info, student_train, tes
     distilled = distill(
         signal, student, student_train, eval=test, loss=loss, checkpoint_dir=checkpoints,
         progress=progress, precompute_teacher=recipe.teacher.outputs == "precomputed",
-        **train_kwargs(recipe.train),
+        resume=resume and checkpoints is not None, **train_kwargs(recipe.train),
     )
     loss.release()  # layer losses' hooks: not wanted while evaluating
     return student, distilled

@@ -1,0 +1,126 @@
+"""A run stopped at any point continues from its last complete epoch to the very same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import distill
+from distill.data.digits import load_digits
+from distill.engine.callbacks import Callback
+
+
+class Crash(Callback):
+    def __init__(self, at_epoch: int, at_step: int = 5):
+        self.at_epoch, self.at_step = at_epoch, at_step
+
+    def on_step_end(self, state) -> None:
+        if state.epoch == self.at_epoch and state.step == self.at_step:
+            raise KeyboardInterrupt  # as if killed in the middle of this epoch
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    model = distill.build_mlp((1, 8, 8), 10, hidden=(64,))
+    distill.train_model(model, load_digits("train"), epochs=2, batch_size=64, progress=False)
+    return model.eval()
+
+
+def _student():
+    torch.manual_seed(1)
+    return distill.build_mlp((1, 8, 8), 10, hidden=(32,), dropout=0.2)  # dropout: RNG matters
+
+
+SETTINGS = dict(epochs=4, batch_size=64, lr=1e-2, augment="flip-shift", progress=False)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(teacher, tmp_path):
+    train, test = load_digits("train"), load_digits("test")
+    whole = distill.distill(teacher, _student(), train, eval=test,
+                            checkpoint_dir=tmp_path / "whole", **SETTINGS)
+    with pytest.raises(KeyboardInterrupt):
+        distill.distill(teacher, _student(), train, eval=test, checkpoint_dir=tmp_path / "cut",
+                        callbacks=[Crash(at_epoch=2)], **SETTINGS)
+    assert json.loads((tmp_path / "cut" / "training.json").read_text())["epoch"] == 2
+    resumed = distill.distill(teacher, _student(), train, eval=test, resume=True,
+                              checkpoint_dir=tmp_path / "cut", **SETTINGS)
+    for a, b in zip(whole.student.parameters(), resumed.student.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    assert resumed.metrics["accuracy"] == whole.metrics["accuracy"]
+
+
+def test_a_checkpoint_from_other_settings_is_refused(teacher, tmp_path):
+    train = load_digits("train")
+    distill.distill(teacher, _student(), train, checkpoint_dir=tmp_path / "c", **SETTINGS)
+    with pytest.raises(ValueError, match="lr was 0.01, now 0.001"):
+        distill.distill(teacher, _student(), train, checkpoint_dir=tmp_path / "c", resume=True,
+                        **{**SETTINGS, "lr": 1e-3})
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        distill.distill(teacher, _student(), train, resume=True, **SETTINGS)
+
+
+RECIPE = """
+name = "killed"
+[data]
+dataset = "digits"
+[teacher]
+arch = "mlp"
+hidden = [64]
+[teacher.train]
+epochs = 2
+threads = 1
+[student]
+arch = "mlp"
+hidden = [32]
+dropout = 0.2
+[train]
+epochs = 40
+batch_size = 16
+threads = 1
+augment = "flip-shift"
+[evaluate]
+latency_repeats = 3
+batch_sizes = [1]
+"""
+
+
+def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE)
+    env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "distill.cli", "run", str(recipe), "--no-progress",
+               "--quiet"]
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, check=True,
+                   capture_output=True)
+    run = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "cut" / "checkpoints" / "student" / "training.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and run.poll() is None:
+        if marker.is_file() and json.loads(marker.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be killed"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (tmp_path / "cut" / "metrics.json").exists()  # nothing that looks finished
+    subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=env,
+                   check=True, capture_output=True)
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    def learning(history):  # what the epochs learned, not how long they took
+        return [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")}
+                for h in history]
+
+    assert learning(resumed["history"]["student"]) == learning(whole["history"]["student"])
+    for key in ("accuracy", "agreement", "kl_to_teacher", "nll"):
+        assert resumed["student"][key] == whole["student"][key], key
