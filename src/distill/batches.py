@@ -112,6 +112,23 @@ class _IndexedTensors(Dataset):
         return index_tensor, self.dataset[index_tensor]
 
 
+class _Share:
+    """Every ``world``-th index of each batch, from ``rank``: one process's part of it."""
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for indices in self.batches:
+            indices = list(indices)
+            # a batch smaller than the world goes whole to every process: the average of
+            # identical gradients is its own, as in one process
+            yield indices[self.rank::self.world] if len(indices) >= self.world else indices
+
+
 class _Indexed(Dataset):
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -145,7 +162,11 @@ class Batches:
         shuffle: bool,
         seed: int = 0,
         num_workers: int = 0,
+        shard: tuple[int, int] | None = None,
     ):
+        """``shard=(rank, world)``: this process's share of every batch of ``batch_size``
+        (torch.distributed training: the batches, and their order, are the same in every
+        process; each takes every ``world``-th sample of each)."""
         self.user_loader = isinstance(data, DataLoader)
         self.generator: torch.Generator | None = None  # the data order's, to resume it
         if self.user_loader:
@@ -167,12 +188,22 @@ class Batches:
             sampler = (
                 RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
             )
+            batches: Any = BatchSampler(sampler, batch_size, drop_last=False)
+            if shard is not None:
+                batches = _Share(batches, *shard)
             if isinstance(data, TensorDataset):
                 self.loader = DataLoader(
                     _IndexedTensors(data),
-                    sampler=BatchSampler(sampler, batch_size, drop_last=False),
+                    sampler=batches,
                     batch_size=None,
                     num_workers=num_workers,
+                    **private,
+                )
+            elif shard is not None:
+                collate = getattr(data, "collate", None)
+                self.loader = DataLoader(
+                    _Indexed(data), batch_sampler=batches, num_workers=num_workers,
+                    collate_fn=_CollateWithIndices(collate) if callable(collate) else None,
                     **private,
                 )
             else:

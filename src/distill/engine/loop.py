@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from distill import atomic
 from distill.batches import Batches, to_device
-from distill.engine import resume
+from distill.engine import distributed, resume
 from distill.engine.callbacks import Callback, FitState, ProgressBar
 from distill.engine.config import TrainConfig, autocast_dtype, make_optimizer, make_scheduler
 from distill.evaluate.metrics import classification_metrics
@@ -157,7 +157,11 @@ class _Run:
             if check_data is not None:
                 check_data(train)  # e.g. a cache built on other data: refuse before training
             signal.to(self.device)
-        self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed)
+        self.group = distributed.join(config.device)  # None: this process trains alone
+        writes = self.group is None or self.group.main  # one process writes checkpoints
+        self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed,
+                               shard=self.group.shard if self.group else None)
+        self.trained = distributed.wrap(model, config.device) if self.group else model
         # (batch size, samples per epoch); a user's DataLoader may sample its dataset anyhow
         self.batch_shape = ((train.batch_size or 1, None) if isinstance(train, DataLoader)
                             else (config.batch_size, len(train)))
@@ -167,7 +171,8 @@ class _Run:
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * updates)
         self.autocast = autocast_dtype(config)
         self.state = FitState(model=model, epochs=config.epochs, steps_per_epoch=steps_per_epoch)
-        self.hooks = [ProgressBar(description, config.progress), *callbacks]
+        self.hooks = [ProgressBar(description, config.progress if writes else False),
+                      *callbacks]
         if isinstance(signal, Callback) and signal not in self.hooks:
             self.hooks.append(signal)  # a teacher that follows training (e.g. an EMA teacher)
         self.start_epoch = 0
@@ -175,7 +180,8 @@ class _Run:
             if checkpoint_dir is None:
                 raise ValueError("resume=True continues from checkpoint_dir: give one")
             self.start_epoch = resume.load(Path(checkpoint_dir), self)
-        self.last_good = _LastGood(model, checkpoint_dir, initial=self.start_epoch == 0)
+        self.last_good = _LastGood(model, checkpoint_dir if writes else None,
+                                   initial=self.start_epoch == 0)
         self.last_good.epoch = self.start_epoch
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
@@ -230,7 +236,7 @@ class _Run:
                     inputs, labels, indices = rolled[0], rolled[1], None
             teacher_logits = self._teacher_logits(inputs, indices)
             with self._precision():
-                outputs = self.loss.outputs(self.model, inputs)
+                outputs = self.loss.outputs(self.trained, inputs)
                 if isinstance(outputs, Tensor) and outputs.is_floating_point():
                     outputs = outputs.float()  # softmax over the classes in fp32
                 value = self.loss(outputs, teacher_logits, labels).float()
@@ -241,7 +247,9 @@ class _Run:
                 self.optimizer.zero_grad(set_to_none=True)
             # each micro-batch weighs its share of the update's samples: the gradient of the
             # mean loss over all of them, as one big batch would give
-            scale = 1.0 if accumulate == 1 else len(batch) / self._group_size(state.step)
+            world = self.group.world if self.group else 1  # DDP averages over processes
+            scale = (1.0 if accumulate == 1
+                     else len(batch) * world / self._group_size(state.step))
             (value * scale).backward()
             if (state.step + 1) % accumulate == 0 or state.step + 1 == len(self.batches):
                 self._update()

@@ -1,0 +1,56 @@
+"""Training on several processes with torch.distributed (launched by ``torchrun``).
+
+Nothing is home-made here: processes join the group torchrun describes in the environment
+(``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...), gloo on CPUs and NCCL on GPUs; the student is
+wrapped in DistributedDataParallel, which averages gradients across processes. Every process
+walks the same batches in the same order (same seed) and takes its share of each, so
+``batch_size`` stays the global batch and a run matches a single-process one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Group:
+    rank: int
+    world: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        return self.rank, self.world
+
+
+def join(device: str) -> Group | None:
+    """This process's place in the torchrun group (joining it on first use), or None when
+    training runs in one process."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return None
+        backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    if dist.get_world_size() <= 1:
+        return None
+    return Group(dist.get_rank(), dist.get_world_size())
+
+
+def wrap(model: nn.Module, device: str) -> nn.Module:
+    """The student as DDP sees it: gradients all-reduced at every backward pass. Unused
+    parameters are allowed (a transformer's pooler under a loss that does not read it)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [torch.device(device).index] if torch.device(device).type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)

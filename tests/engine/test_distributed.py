@@ -1,0 +1,80 @@
+"""Two processes on torch.distributed (gloo, CPU, launched by torchrun) train the student to
+what one process gives with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import distill
+from distill.data.digits import load_digits
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch, distill
+    import torch.distributed as dist
+    from distill.data.digits import load_digits
+
+    class Count(distill.Callback):
+        def on_fit_end(self, state):
+            self.samples = state.samples
+
+    teacher = distill.load(sys.argv[1])
+    torch.manual_seed(1)
+    student = distill.build_mlp((1, 8, 8), 10, hidden=(32,))
+    count = Count()
+    distill.distill(teacher, student, load_digits("train"), epochs=2, batch_size=64, lr=1e-2,
+                    seed=3, progress=False, checkpoint_dir=sys.argv[3], callbacks=[count])
+    assert dist.is_initialized() and dist.get_world_size() == 2
+    if dist.get_rank() == 0:
+        distill.save(student, sys.argv[2], metadata={"samples": count.samples})
+    dist.destroy_process_group()
+""")
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    torch.manual_seed(0)
+    teacher = distill.build_mlp((1, 8, 8), 10, hidden=(64,))
+    distill.train_model(teacher, load_digits("train"), epochs=2, batch_size=64, progress=False)
+    distill.save(teacher, tmp_path / "teacher")
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tmp_path / "teacher"), str(tmp_path / "ddp"), str(tmp_path / "ckpt")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ddp = distill.load(tmp_path / "ddp")
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["metadata"]["samples"] == len(load_digits("train"))  # half of 2 epochs each
+
+    torch.manual_seed(1)
+    single = distill.build_mlp((1, 8, 8), 10, hidden=(32,))
+    distill.distill(distill.load(tmp_path / "teacher"), single, load_digits("train"), epochs=2,
+                    batch_size=64, lr=1e-2, seed=3, progress=False)
+    # the same updates; only the order of floating-point sums differs (all-reduce)
+    for a, b in zip(ddp.parameters(), single.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert (tmp_path / "ckpt" / "training.json").is_file()  # written once, by rank 0
+
+
+@pytest.mark.parametrize("size,rank,expected", [
+    (10, 0, [[0, 2, 4, 6], [8]]),
+    (10, 1, [[1, 3, 5, 7], [9]]),
+    (9, 1, [[1, 3, 5, 7], [8]]),  # a last batch smaller than the world goes whole to each
+])
+def test_each_process_takes_every_world_th_sample_of_each_batch(size, rank, expected):
+    from distill.batches import Batches
+    from distill.data import ArrayDataset, DatasetInfo
+
+    data = ArrayDataset(torch.arange(size).float()[:, None], torch.zeros(size).long(),
+                        DatasetInfo("toy", (1,), 2))
+    shares = Batches(data, 8, shuffle=False, shard=(rank, 2))
+    assert len(shares) == 2
+    assert [b.indices.tolist() for b in shares] == expected
