@@ -191,6 +191,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=False if args.no_progress or args.quiet else None,
     )
+    if not metrics:  # another rank of a torchrun launch: rank 0 reports
+        return 0
     print(summary_table(metrics))
     parts = [f"retention {100 * metrics['retention']:.2f}%" if metrics.get("retention") else ""]
     if metrics.get("speedup"):

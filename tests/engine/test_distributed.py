@@ -78,3 +78,53 @@ def test_each_process_takes_every_world_th_sample_of_each_batch(size, rank, expe
     shares = Batches(data, 8, shuffle=False, shard=(rank, 2))
     assert len(shares) == 2
     assert [b.indices.tolist() for b in shares] == expected
+
+
+RECIPE = """
+name = "ranks"
+[data]
+dataset = "digits"
+[teacher]
+arch = "mlp"
+hidden = [64]
+outputs = "cached"
+[teacher.train]
+epochs = 2
+batch_size = 64
+threads = 1
+[student]
+arch = "mlp"
+hidden = [32]
+[train]
+epochs = 3
+batch_size = 64
+threads = 1
+[baseline]
+enabled = true
+[evaluate]
+latency_repeats = 3
+batch_sizes = [1]
+"""
+
+
+def test_the_same_recipe_runs_on_two_processes_under_torchrun(tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_CACHE": str(tmp_path / "cache")}
+    cli = ["-m", "distill.cli", "run", str(recipe), "--no-progress", "--quiet", "--out"]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         *cli, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("| student |") == 1  # one rank reports
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    env["DISTILL_CACHE"] = str(tmp_path / "cache-one")  # the teacher trained again, alone
+    subprocess.run([sys.executable, *cli, str(tmp_path / "one")], env=env, check=True,
+                   capture_output=True, timeout=300)
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    # teacher, cached outputs, student and baseline all trained on two ranks: the same
+    # numbers as one process, up to the order of floating-point sums (a test sample or two)
+    for role in ("teacher", "student", "baseline"):
+        assert abs(two[role]["accuracy"] - one[role]["accuracy"]) <= 2 / 360, role
+    cached = list((tmp_path / "cache" / "teacher-outputs").iterdir())
+    assert len(cached) == 1  # written once

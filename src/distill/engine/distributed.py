@@ -10,6 +10,8 @@ walks the same batches in the same order (same seed) and takes its share of each
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -54,3 +56,27 @@ def wrap(model: nn.Module, device: str) -> nn.Module:
 
     ids = [torch.device(device).index] if torch.device(device).type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def is_main() -> bool:
+    """Whether this process writes the shared files (rank 0, or the only process)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block (e.g. writes a cache), then the others run it (and find it)."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()

@@ -14,6 +14,7 @@ from typing import Any
 
 from distill import atomic
 from distill.api import distill
+from distill.engine import distributed
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import Recipe
 from distill.recipes.teacher_setup import get_teacher
@@ -48,6 +49,8 @@ def run_embedding(recipe: Recipe, out: Path, recipe_text: str, progress, train, 
                         checkpoint_dir=out / "checkpoints" / "student", progress=progress,
                         precompute_teacher=recipe.teacher.outputs == "precomputed",
                         **train_kwargs(recipe.train))
+    if not distributed.is_main():  # under torchrun rank 0 measures and writes
+        return {}
     ev = recipe.evaluate
     metrics = compare_embeddings(teacher, student, held_out, batch_sizes=ev.batch_sizes,
                                  threads=ev.threads, latency_repeats=ev.latency_repeats)

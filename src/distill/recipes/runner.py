@@ -23,6 +23,7 @@ from distill import __version__, atomic
 from distill.api import DistillResult, distill, train_model
 from distill.artifacts import save
 from distill.data import TEXT_DATASETS, ArrayDataset, load_dataset
+from distill.engine import distributed
 from distill.evaluate.compare import compare
 from distill.losses import (
     AttentionLoss,
@@ -100,11 +101,19 @@ def run_recipe(
     continue its student's distillation from the last complete epoch.
     """
     out = Path(out)
-    prepare_folder(out, force, resume)
+    if distributed.join(recipe.train.device) is not None:  # under torchrun: one run, N ranks
+        if recipe.stages:
+            raise ValueError("[[stages]] run in one process for now; launch this recipe "
+                             "without torchrun")
+        progress = progress if distributed.is_main() else False
+    with distributed.main_first():
+        if distributed.is_main():
+            prepare_folder(out, force, resume)
     try:
         return _run(recipe, out, recipe_text, progress, resume)
     except BaseException as err:
-        atomic.write_text(out / "error.txt", f"{type(err).__name__}: {err}\n")
+        if distributed.is_main():
+            atomic.write_text(out / "error.txt", f"{type(err).__name__}: {err}\n")
         raise
 
 
@@ -203,6 +212,8 @@ def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = F
                           if s.history})
     distilled_student, student = student, stages[-1].model if stages else student
 
+    if not distributed.is_main():  # rank 0 measures and writes; the others are done
+        return {}
     ev = recipe.evaluate
     log.info("evaluating side by side (latency with %d thread(s))", ev.threads)
     earlier = {"distill": distilled_student} if stages else {}

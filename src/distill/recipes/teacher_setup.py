@@ -15,6 +15,7 @@ from torch import nn
 from distill.api import train_model
 from distill.artifacts import load, save
 from distill.data import TEXT_DATASETS, ArrayDataset
+from distill.engine import distributed
 from distill.paths import cache_dir
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import (
@@ -91,7 +92,9 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
                          **train_kwargs(spec.train))
     if not spec.cache:
         return TeacherSetup(model.eval(), None, result.history)
-    save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
+    with distributed.main_first():  # under torchrun every rank trained it; one writes it
+        if distributed.is_main():
+            save(model, folder, metadata={"accuracy": result.metrics.get("accuracy")})
     log.info("%s: %.2f%% test accuracy, cached in %s", name, 100 * result.metrics["accuracy"],
              folder)
     return TeacherSetup(model.eval(), folder, result.history)
@@ -117,9 +120,10 @@ def _hf_teacher(spec: HFTeacher, dataset: str, train, test, progress, tokenizer)
     log.info("teacher: fine-tuning %s (%d epochs)", spec.model, spec.finetune.epochs)
     result = train_model(model, train, eval=test, progress=progress, description="teacher",
                          **train_kwargs(spec.finetune))
-    if spec.cache:
-        save_pretrained(model, folder, tokenizer,
-                        metadata={"accuracy": result.metrics.get("accuracy")})
+    with distributed.main_first():
+        if spec.cache and distributed.is_main():
+            save_pretrained(model, folder, tokenizer,
+                            metadata={"accuracy": result.metrics.get("accuracy")})
     return TeacherSetup(model.eval(), folder if spec.cache else None, result.history)
 
 
@@ -149,5 +153,6 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     )
     log.info("teacher outputs: %s", path)
     # a folder distill manages is rebuilt when stale; one the user named is never overwritten
-    return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
-                         progress=progress, overwrite=managed, source=teacher)
+    with distributed.main_first():  # under torchrun rank 0 builds it, the others open it
+        return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
+                             progress=progress, overwrite=managed, source=teacher)
