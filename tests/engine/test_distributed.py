@@ -128,3 +128,40 @@ def test_the_same_recipe_runs_on_two_processes_under_torchrun(tmp_path):
         assert abs(two[role]["accuracy"] - one[role]["accuracy"]) <= 2 / 360, role
     cached = list((tmp_path / "cache" / "teacher-outputs").iterdir())
     assert len(cached) == 1  # written once
+
+
+CACHE_SCRIPT = textwrap.dedent("""
+    import sys, torch, distill
+    import torch.distributed as dist
+    from distill.data.digits import load_digits
+
+    dist.init_process_group("gloo")
+    distill.cache_teacher(distill.load(sys.argv[1]), load_digits("train"), sys.argv[2],
+                          shard_rows=100, top_k=3)
+    dist.destroy_process_group()
+""")
+
+
+def test_two_processes_write_the_teacher_cache_in_shards_read_as_one(tmp_path):
+    torch.manual_seed(0)
+    teacher = distill.build_mlp((1, 8, 8), 10, hidden=(16,)).eval()
+    distill.save(teacher, tmp_path / "teacher")
+    script = tmp_path / "cache.py"
+    script.write_text(CACHE_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tmp_path / "teacher"), str(tmp_path / "shared")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "shared" / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["shards"]) == 15  # 1,438 rows by 100
+    assert [s["start"] for s in manifest["shards"]] == list(range(0, 1438, 100))
+    train = load_digits("train")
+    alone = distill.cache_teacher(distill.load(tmp_path / "teacher"), train, tmp_path / "alone",
+                                  shard_rows=100, top_k=3)
+    shared = distill.CachedTeacher(tmp_path / "shared")
+    rows = torch.arange(len(train))
+    a, b = alone.logits(train.inputs, rows), shared.logits(train.inputs, rows)
+    torch.testing.assert_close(a.logits, b.logits)
+    torch.testing.assert_close(a.indices, b.indices)

@@ -153,6 +153,7 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     )
     log.info("teacher outputs: %s", path)
     # a folder distill manages is rebuilt when stale; one the user named is never overwritten
-    with distributed.main_first():  # under torchrun rank 0 builds it, the others open it
-        return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
-                             progress=progress, overwrite=managed, source=teacher)
+    # under torchrun every rank computes and writes its share of the shards
+    return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
+                         progress=progress if distributed.is_main() else False,
+                         overwrite=managed, source=teacher)

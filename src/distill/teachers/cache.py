@@ -75,12 +75,30 @@ def cache_teacher(
         "data": data_fingerprint(data),
         "settings": settings,
     }
-    manifest = _start_or_resume(folder, fingerprint, overwrite)
+    from distill.engine import distributed
+
+    group = _group()
+    with distributed.main_first():  # one process decides what is there and what is to do
+        manifest = (_start_or_resume(folder, fingerprint, overwrite) if distributed.is_main()
+                    else read_manifest(folder))
     if not manifest["complete"]:
         if shard_rows is not None and manifest["shard_rows"] is None:
             manifest["shard_rows"] = shard_rows
-        _Writer(teacher, data, folder, manifest, batch_size, device, progress).run()
+        writer = _Writer(teacher, data, folder, manifest, batch_size, device, progress)
+        if group is None:
+            writer.run()
+        else:
+            writer.run_shared(*group)
     return CachedTeacher(folder, source=source if source is not None else _module(teacher))
+
+
+def _group() -> tuple[int, int] | None:
+    """(rank, world) under torch.distributed with several processes, else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None
 
 
 def _module(teacher: Any) -> nn.Module | None:
@@ -144,13 +162,14 @@ def _remove_cache_files(folder: Path) -> None:
     (folder / MANIFEST).unlink(missing_ok=True)
 
 
-def _rest_of(data: Any, start: int) -> Any:
-    """The samples from ``start`` on, in order (TensorDatasets stay on their fast path)."""
-    if start == 0:
+def _rest_of(data: Any, start: int, stop: int | None = None) -> Any:
+    """The samples from ``start`` (to ``stop``), in order (TensorDatasets stay fast)."""
+    stop = len(data) if stop is None else stop
+    if start == 0 and stop == len(data):
         return data
     if isinstance(data, TensorDataset):
-        return TensorDataset(*(t[start:] for t in data.tensors))
-    return Subset(data, range(start, len(data)))
+        return TensorDataset(*(t[start:stop] for t in data.tensors))
+    return Subset(data, range(start, stop))
 
 
 class _Writer:
@@ -200,6 +219,53 @@ class _Writer:
                 module.train()
         self.manifest["complete"] = True
         write_manifest(self.folder, self.manifest)
+
+    def run_shared(self, rank: int, world: int) -> None:
+        """Under torch.distributed: the rows still missing, cut into shards that the ranks
+        compute and write in turn (shard j by rank j mod world); rank 0 then lists them all
+        in the manifest, so the cache reads as one. An interrupted shared build restarts from
+        the shards the manifest lists."""
+        import torch.distributed as dist
+
+        module = _module(self.teacher)
+        if module is not None:
+            module.eval().to(self.device)
+        start, rows = self.done, len(self.data)
+        if self.manifest["shard_rows"] is None:  # the same size on every rank: from row 0
+            first = next(iter(Batches(_rest_of(self.data, 0, 1), 1, shuffle=False)))
+            row = self._arrays(self._outputs(module, first, 0))
+            row_bytes = sum(a[0].nbytes for a in row.values())
+            self.manifest["shard_rows"] = max(1, SHARD_BYTES // max(row_bytes, 1))
+        size, first_index = self.manifest["shard_rows"], len(self.manifest["shards"])
+        written = []
+        for j in range(rank, -(-(rows - start) // size), world):
+            lo = start + j * size
+            hi = min(lo + size, rows)
+            parts: dict[str, list[np.ndarray]] = {}
+            with torch.no_grad():
+                for batch in Batches(_rest_of(self.data, lo, hi), self.batch_size,
+                                     shuffle=False):
+                    for field, array in self._arrays(self._outputs(module, batch, lo)).items():
+                        parts.setdefault(field, []).append(array)
+            arrays = {k: np.concatenate(v) for k, v in parts.items()}
+            written.append(write_shard(self.folder, first_index + j, lo, arrays).to_json())
+        shapes = (self.manifest["vocab_size"], self.manifest["row_shape"])
+        everyone: list[Any] = [None] * world
+        dist.all_gather_object(everyone, (written, shapes))
+        if rank == 0:
+            entries = sorted((e for done, _ in everyone for e in done), key=lambda e: e["index"])
+            self.manifest["shards"] += entries
+            self.manifest["vocab_size"], self.manifest["row_shape"] = next(
+                s for _, s in everyone if s[0] is not None)
+            self.manifest["complete"] = True
+            write_manifest(self.folder, self.manifest)
+        dist.barrier()
+
+    def _outputs(self, module, batch, offset: int):
+        inputs = to_device(batch.inputs, self.device)
+        if module is not None:
+            return forward(module, inputs)
+        return self.teacher.logits(inputs, batch.indices + offset)
 
     def _arrays(self, out: Tensor | TopKTargets) -> dict[str, np.ndarray]:
         if isinstance(out, TopKTargets):
