@@ -84,6 +84,7 @@ def distill(
     num_threads: int | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    distributed: str = "ddp",
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     precompute_teacher: bool = False,
@@ -107,7 +108,9 @@ def distill(
     ``precision="bf16"`` runs the forward passes under bfloat16 autocast (``"auto"``: on GPUs
     that support it). With ``checkpoint_dir``, every epoch leaves a complete checkpoint
     (weights, optimizer, schedule, random states); ``resume=True`` continues from it, to the
-    same result as a run that was never interrupted.
+    same result as a run that was never interrupted. Under ``torchrun`` the processes train
+    together: ``distributed="ddp"`` replicates the student, ``"fsdp"`` shards its parameters,
+    gradients and optimizer states among them (FSDP2's ``fully_shard``).
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
@@ -151,6 +154,7 @@ def train_model(
     num_threads: int | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    distributed: str = "ddp",
     callbacks: Sequence[Callback] = (),
     progress: bool | None = None,
     description: str = "train",

@@ -29,7 +29,9 @@ SCRIPT = textwrap.dedent("""
     student = distill.build_mlp((1, 8, 8), 10, hidden=(32,))
     count = Count()
     distill.distill(teacher, student, load_digits("train"), epochs=2, batch_size=64, lr=1e-2,
-                    seed=3, progress=False, checkpoint_dir=sys.argv[3], callbacks=[count])
+                    seed=3, progress=False, checkpoint_dir=sys.argv[3], callbacks=[count],
+                    distributed=sys.argv[4])
+    assert not any(type(p).__name__ == "DTensor" for p in student.parameters())  # plain
     assert dist.is_initialized() and dist.get_world_size() == 2
     if dist.get_rank() == 0:
         distill.save(student, sys.argv[2], metadata={"samples": count.samples})
@@ -37,7 +39,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, mode):
     torch.manual_seed(0)
     teacher = distill.build_mlp((1, 8, 8), 10, hidden=(64,))
     distill.train_model(teacher, load_digits("train"), epochs=2, batch_size=64, progress=False)
@@ -47,7 +50,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tmp_path / "teacher"), str(tmp_path / "ddp"), str(tmp_path / "ckpt")],
+         str(script), str(tmp_path / "teacher"), str(tmp_path / "ddp"), str(tmp_path / "ckpt"),
+         mode],
         env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = distill.load(tmp_path / "ddp")
@@ -61,7 +65,9 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     # the same updates; only the order of floating-point sums differs (all-reduce)
     for a, b in zip(ddp.parameters(), single.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
-    assert (tmp_path / "ckpt" / "training.json").is_file()  # written once, by rank 0
+    assert (tmp_path / "ckpt" / "last.safetensors").is_file()  # written by rank 0
+    # a resumable checkpoint with DDP; FSDP's sharded optimizer states are not saved yet
+    assert (tmp_path / "ckpt" / "training.json").is_file() == (mode == "ddp")
 
 
 @pytest.mark.parametrize("size,rank,expected", [
@@ -165,3 +171,15 @@ def test_two_processes_write_the_teacher_cache_in_shards_read_as_one(tmp_path):
     a, b = alone.logits(train.inputs, rows), shared.logits(train.inputs, rows)
     torch.testing.assert_close(a.logits, b.logits)
     torch.testing.assert_close(a.indices, b.indices)
+
+
+def test_fsdp_refuses_what_a_sharded_copy_cannot_do():
+    from distill.engine import TrainConfig
+    from distill.engine.distributed import sharded_copy
+
+    model = distill.build_mlp((1, 8, 8), 10, hidden=(8,))
+    model[0].register_forward_hook(lambda *args: None)  # as a layer loss does
+    with pytest.raises(ValueError, match="use distributed='ddp'"):
+        sharded_copy(model)
+    with pytest.raises(ValueError, match="distributed must be"):
+        TrainConfig(distributed="zero3")

@@ -31,6 +31,7 @@ class TrainConfig:
     accumulate: int = 1  # optimizer step every this many batches (gradients summed)
     precision: Precision = "fp32"  # "bf16": autocast; "auto": bf16 on GPUs that have it
     seed: int = 0
+    distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate, or shard the student
     resume: bool = False  # continue from checkpoint_dir's last complete epoch, if any
     device: str = "cpu"
     num_threads: int | None = None
@@ -55,6 +56,8 @@ class TrainConfig:
                 raise ValueError(f"invalid training setting {name}={getattr(self, name)!r}")
         if self.optimizer not in ("adamw", "adam", "sgd"):
             raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"distributed must be 'ddp' or 'fsdp', got {self.distributed!r}")
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.schedule not in ("cosine", "linear", "constant"):

@@ -80,3 +80,32 @@ def main_first() -> Iterator[None]:
     yield
     if is_main():
         barrier()
+
+
+def sharded_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` trained with FSDP (``fully_shard``): each process holds a share of
+    every parameter, gradient and optimizer state; transformer blocks (the children of module
+    lists) are sharded one by one, the rest as one unit. The user's model stays a plain module
+    that :func:`copy_back` refreshes: one full copy of the weights per process, the gradients
+    and optimizer states (three times the weights with Adam) divided among them."""
+    from torch.distributed.fsdp import fully_shard
+
+    hooked = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        raise ValueError(f"distributed='fsdp' trains a sharded copy, which the hooks on "
+                         f"{hooked[:2]} (layer losses) would not see; use distributed='ddp'")
+    copy_ = __import__("copy").deepcopy(model)
+    for lists in [m for m in copy_.modules() if isinstance(m, nn.ModuleList)]:
+        for block in lists:
+            fully_shard(block)
+    fully_shard(copy_)
+    return copy_
+
+
+def copy_back(sharded: nn.Module, model: nn.Module) -> None:
+    """The trained weights gathered from every process into ``model`` (a collective call)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True))
+    with torch.no_grad():
+        model.load_state_dict(full)

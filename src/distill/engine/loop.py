@@ -126,8 +126,9 @@ def fit(
         signal = None  # a hard-label run never pays for teacher forwards
     teacher_module = getattr(signal, "module", None)
     channels_last = config.channels_last
-    if channels_last is None:
-        channels_last = _has_conv2d(model) or _has_conv2d(teacher_module)
+    if channels_last is None:  # not for a sharded copy: its parameters are FSDP's to lay out
+        channels_last = config.distributed != "fsdp" and (
+            _has_conv2d(model) or _has_conv2d(teacher_module))
     layout = [m for m in (model, teacher_module) if m is not None]
     with thread_count(config.num_threads), memory_format(layout, channels_last):
         seed_everything(config.seed)
@@ -161,12 +162,19 @@ class _Run:
         writes = self.group is None or self.group.main  # one process writes checkpoints
         self.batches = Batches(train, config.batch_size, shuffle=True, seed=config.seed,
                                shard=self.group.shard if self.group else None)
-        self.trained = distributed.wrap(model, config.device) if self.group else model
+        self.sharded = self.group is not None and config.distributed == "fsdp"
+        if self.sharded:
+            if config.resume:
+                raise ValueError("resume=True is not supported with distributed='fsdp' yet")
+            self.trained = distributed.sharded_copy(model)
+        else:
+            self.trained = distributed.wrap(model, config.device) if self.group else model
         # (batch size, samples per epoch); a user's DataLoader may sample its dataset anyhow
         self.batch_shape = ((train.batch_size or 1, None) if isinstance(train, DataLoader)
                             else (config.batch_size, len(train)))
         steps_per_epoch = len(self.batches)
-        self.optimizer = make_optimizer(model, config, extra=loss)
+        self.optimizer = make_optimizer(self.trained if self.sharded else model, config,
+                                        extra=loss)
         updates = -(-steps_per_epoch // config.accumulate)  # optimizer steps per epoch
         self.scheduler = make_scheduler(self.optimizer, config, config.epochs * updates)
         self.autocast = autocast_dtype(config)
@@ -192,11 +200,13 @@ class _Run:
         self._call("on_fit_start")
         for epoch in range(self.start_epoch, self.config.epochs):
             record = self._train_epoch(epoch)
+            if self.sharded:  # the plain model gets the epoch's weights, to evaluate and save
+                distributed.copy_back(self.trained, self.model)
             if eval_data is not None:
                 record.update(self._evaluate(eval_data))
             self.state.history.append(record)
             self.last_good.save(epoch + 1, record)
-            if self.last_good.folder is not None:
+            if self.last_good.folder is not None and not self.sharded:
                 resume.save(self.last_good.folder, self, epoch + 1)
             self._call("on_epoch_end")
         self._call("on_fit_end")
@@ -222,7 +232,7 @@ class _Run:
         state = self.state
         state.epoch, state.step, state.epoch_samples = epoch, 0, 0
         state.epoch_started = time.perf_counter()
-        self.model.train()
+        self.trained.train()
         self._call("on_epoch_start")
         total_loss, total_n = 0.0, 0
         accumulate = self.config.accumulate
@@ -284,7 +294,8 @@ class _Run:
 
     def _update(self) -> None:
         if self.config.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            trained = self.trained if self.sharded else self.model
+            nn.utils.clip_grad_norm_(trained.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
 

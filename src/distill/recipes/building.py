@@ -23,7 +23,8 @@ def train_kwargs(spec: TrainSpec) -> dict[str, Any]:
         epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
         weight_decay=spec.weight_decay, schedule=spec.schedule, warmup_ratio=spec.warmup_ratio,
         grad_clip=spec.grad_clip, accumulate=spec.accumulate, precision=spec.precision,
-        seed=spec.seed, device=spec.device, num_threads=spec.threads,
+        seed=spec.seed, distributed=spec.distributed, device=spec.device,
+        num_threads=spec.threads,
         augment=spec.augment,
     )
 

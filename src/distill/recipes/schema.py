@@ -43,6 +43,8 @@ class TrainSpec(Section):
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """``bf16``: forward passes under bfloat16 autocast; ``auto``: bf16 on GPUs that have it."""
     seed: int = 0
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    """Under torchrun: ``ddp`` replicates the student on every process, ``fsdp`` shards it."""
     device: str = "cpu"
     threads: PositiveInt | None = None
     augment: Literal["none", "flip-shift"] = "none"
