@@ -9,6 +9,7 @@ walks the same batches in the same order (same seed) and takes its share of each
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,21 +33,25 @@ class Group:
         return self.rank, self.world
 
 
+def current() -> Group | None:
+    """The group this process already belongs to (several processes), or None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return Group(dist.get_rank(), dist.get_world_size())
+    return None
+
+
 def join(device: str) -> Group | None:
     """This process's place in the torchrun group (joining it on first use), or None when
     training runs in one process."""
     import torch.distributed as dist
 
-    if not dist.is_available():
-        return None
-    if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return None
+    if (dist.is_available() and not dist.is_initialized()
+            and int(os.environ.get("WORLD_SIZE", "1")) > 1):
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
-    if dist.get_world_size() <= 1:
-        return None
-    return Group(dist.get_rank(), dist.get_world_size())
+    return current()
 
 
 def wrap(model: nn.Module, device: str) -> nn.Module:
@@ -60,15 +65,14 @@ def wrap(model: nn.Module, device: str) -> nn.Module:
 
 def is_main() -> bool:
     """Whether this process writes the shared files (rank 0, or the only process)."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    group = current()
+    return group is None or group.main
 
 
 def barrier() -> None:
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if current() is not None:
         dist.barrier()
 
 
@@ -94,12 +98,12 @@ def sharded_copy(model: nn.Module) -> nn.Module:
     if hooked:
         raise ValueError(f"distributed='fsdp' trains a sharded copy, which the hooks on "
                          f"{hooked[:2]} (layer losses) would not see; use distributed='ddp'")
-    copy_ = __import__("copy").deepcopy(model)
-    for lists in [m for m in copy_.modules() if isinstance(m, nn.ModuleList)]:
+    sharded = copy.deepcopy(model)
+    for lists in [m for m in sharded.modules() if isinstance(m, nn.ModuleList)]:
         for block in lists:
             fully_shard(block)
-    fully_shard(copy_)
-    return copy_
+    fully_shard(sharded)
+    return sharded
 
 
 def copy_back(sharded: nn.Module, model: nn.Module) -> None:

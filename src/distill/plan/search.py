@@ -123,7 +123,7 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
          finalists: int = 2,
          rungs: tuple[int, ...] = (1, 3), progress: bool | None = None) -> dict[str, Any]:
     """Search the candidates for ``recipe``'s task under the budget; the plan as JSON values."""
-    from distill.recipes.runner import _load_data, distil_student
+    from distill.recipes.runner import distil_student, load_data
     from distill.recipes.teacher_setup import get_teacher
 
     if (max_latency_ms is None) == (min_speedup is None):
@@ -135,7 +135,7 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
     kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy), ("prune", prune))
               if v is not None}
     pool = candidates(recipe, **kwargs)
-    train, test, _ = _load_data(recipe)
+    train, test, _ = load_data(recipe)
     setup = get_teacher(recipe, train, test, progress)
     teacher = setup.module.eval()
     with tempfile.TemporaryDirectory() as tmp:

@@ -117,7 +117,7 @@ def run_recipe(
         raise
 
 
-def _load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
+def load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
     """(train, test, tokenizer): built-in arrays, or text read by the teacher's tokenizer."""
     data = recipe.data
     if data.dataset in TEXT_DATASETS:
@@ -157,7 +157,7 @@ def _layer_map(layers: dict[str, Any] | None) -> dict[int | str, int | str] | No
 def _run(recipe: Recipe, out: Path, recipe_text: str, progress, resume: bool = False
          ) -> dict[str, Any]:
     data = recipe.data
-    train, test, tokenizer = _load_data(recipe)
+    train, test, tokenizer = load_data(recipe)
     student_train = train
     if data.labeled == 0:  # no labels at all: the soft-target term alone, unweighted
         student_train = train.unlabeled() if tokenizer else TensorDataset(train.inputs)

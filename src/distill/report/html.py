@@ -17,6 +17,9 @@ from distill.report.figures import (
     per_class_plot,
     reliability_plot,
 )
+from distill.report.formatting import ms as _ms
+from distill.report.formatting import pct as _pct
+from distill.report.formatting import size as _size
 from distill.report.plots import training_curves_figure
 
 SECTIONS = ("summary", "pareto", "training", "per-class", "confusion", "calibration",
@@ -34,20 +37,6 @@ pre{background:#f5f5f7;padding:.8rem;overflow:auto;font-size:.85rem}
 .cards{display:flex;gap:1rem;flex-wrap:wrap} .card{background:#f5f5f7;border-radius:8px;
 padding:.6rem 1rem;min-width:9rem} .card b{display:block;font-size:1.3rem}
 """
-
-
-def _pct(v: Any) -> str:
-    return "–" if v is None else f"{100 * v:.2f}%"
-
-
-def _ms(v: Any) -> str:
-    return "–" if v is None else f"{v:.3f} ms"
-
-
-def _size(n: Any) -> str:
-    if n is None:
-        return "–"
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -89,7 +78,8 @@ def _summary(metrics: dict[str, Any]) -> str:
             "batch-1 median latency ÷ the model's, measured side by side in this run.</p>")
 
 
-def _img(fig, alt: str) -> str:
+def img(fig, alt: str) -> str:
+    """A figure inlined as an <img> (the page stays one file)."""
     return f'<img alt="{escape(alt)}" src="{data_uri(fig)}">'
 
 
@@ -103,7 +93,7 @@ def _pareto(metrics: dict[str, Any]) -> str:
             if e.get("accuracy") is not None and e.get("latency_ms_p50") is not None]
     if not rows:
         return _missing("accuracy to plot against latency")
-    return (_img(pareto_plot(rows, metrics.get("budget_ms")), "accuracy against latency")
+    return (img(pareto_plot(rows, metrics.get("budget_ms")), "accuracy against latency")
             + '<p class="meta">Each model at its batch-1 median latency; the dashed line joins '
             "the ones nothing else beats on both speed and accuracy.</p>")
 
@@ -112,7 +102,7 @@ def _training(metrics: dict[str, Any]) -> str:
     histories = {k: v for k, v in (metrics.get("history") or {}).items() if v}
     if not histories:
         return _missing("training history")
-    return _img(training_curves_figure(histories), "training curves")
+    return img(training_curves_figure(histories), "training curves")
 
 
 def _per_class(d: dict[str, Any]) -> str:
@@ -127,7 +117,7 @@ def _per_class(d: dict[str, Any]) -> str:
                      f"<td>{_pct(acc['student'][c])}</td><td>{100 * lost:+.2f} pts</td>"
                      f"<td>{d['support'][c]:,}</td></tr>")
     table.append("</tbody></table>")
-    return (_img(per_class_plot(d), "per-class accuracy")
+    return (img(per_class_plot(d), "per-class accuracy")
             + "<p>The classes where the student lost most against the teacher:</p>"
             + "".join(table))
 
@@ -135,7 +125,7 @@ def _per_class(d: dict[str, Any]) -> str:
 def _calibration(metrics: dict[str, Any], d: dict[str, Any]) -> str:
     eces = ", ".join(f"{escape(n)} {metrics[n]['ece']:.3f}" for n in d["calibration"]
                      if isinstance(metrics.get(n), dict) and metrics[n].get("ece") is not None)
-    return (_img(reliability_plot(d), "reliability diagram")
+    return (img(reliability_plot(d), "reliability diagram")
             + f"<p>Expected calibration error (lower is better): {eces or '–'}.</p>")
 
 
@@ -178,7 +168,7 @@ def render_html(metrics: dict[str, Any], recipe_toml: str | None = None) -> str:
         "training": ("Training curves", _training(metrics)),
         "per-class": ("Per-class accuracy", _per_class(d) if d else _missing("per-class data")),
         "confusion": ("Confusion difference (student − teacher)",
-                      _img(confusion_difference_plot(d), "confusion difference")
+                      img(confusion_difference_plot(d), "confusion difference")
                       if d else _missing("confusion matrices")),
         "calibration": ("Calibration", _calibration(metrics, d) if d
                         else _missing("calibration data")),

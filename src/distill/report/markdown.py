@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from distill.report.formatting import num as _num
+from distill.report.formatting import pct as _pct
+from distill.report.formatting import size as _size
+
 ROWS = ("teacher", "baseline", "student")
-
-
-def _pct(v: Any) -> str:
-    return "–" if v is None else f"{100 * v:.2f}%"
-
-
-def _num(v: Any, fmt: str = "{:.3f}") -> str:
-    return "–" if v is None else fmt.format(v)
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def _largest_batch(metrics: dict[str, Any]) -> int | None:

@@ -7,7 +7,10 @@ from html import escape
 from typing import Any
 
 from distill.report.figures import pareto_plot
-from distill.report.html import STYLE, _img, _ms, _pct, _size
+from distill.report.formatting import ms as _ms
+from distill.report.formatting import pct as _pct
+from distill.report.formatting import size as _size
+from distill.report.html import STYLE, img
 
 SECTIONS = ("budget", "pareto", "finalists", "search")
 
@@ -66,7 +69,7 @@ def render_plan_html(result: dict[str, Any]) -> str:
                    f"{_pct(teacher.get('accuracy'))} at {_ms(teacher['latency_ms_p50'])}."
                    f"</p><p>{verdict}</p>"),
         "pareto": ("Accuracy against latency",
-                   _img(pareto_plot(rows, budget["max_latency_ms"]), "plan frontier")
+                   img(pareto_plot(rows, budget["max_latency_ms"]), "plan frontier")
                    if rows else "<p class=\"none\">No candidate was within the budget.</p>"),
         "finalists": ("Finalists, measured side by side", _finalists(result)),
         "search": ("How the search spent its compute", _search(result)),

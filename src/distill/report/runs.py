@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distill.report.formatting import pct as _pct
+from distill.report.formatting import ratio as _ratio
+
 COLUMNS = ("run", "teacher acc", "student acc", "baseline acc", "retention", "speedup",
            "compression", "student params", "student latency b1")
 
@@ -21,14 +24,6 @@ def read_run(folder: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
-
-
-def _pct(value: Any) -> str:
-    return f"{100 * value:.2f}%" if isinstance(value, int | float) else "–"
-
-
-def _ratio(value: Any) -> str:
-    return f"{value:.2f}×" if isinstance(value, int | float) else "–"
 
 
 def runs_table(folders: list[str | Path]) -> str:

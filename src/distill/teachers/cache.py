@@ -77,7 +77,7 @@ def cache_teacher(
     }
     from distill.engine import distributed
 
-    group = _group()
+    group = distributed.current()
     with distributed.main_first():  # one process decides what is there and what is to do
         manifest = (_start_or_resume(folder, fingerprint, overwrite) if distributed.is_main()
                     else read_manifest(folder))
@@ -88,17 +88,9 @@ def cache_teacher(
         if group is None:
             writer.run()
         else:
-            writer.run_shared(*group)
+            writer.run_shared(*group.shard)
     return CachedTeacher(folder, source=source if source is not None else _module(teacher))
 
-
-def _group() -> tuple[int, int] | None:
-    """(rank, world) under torch.distributed with several processes, else None."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.get_rank(), dist.get_world_size()
-    return None
 
 
 def _module(teacher: Any) -> nn.Module | None:
