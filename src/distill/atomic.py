@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,6 +24,22 @@ def _publish(tmp: str | Path, mode: int) -> None:
     os.chmod(tmp, mode & ~_umask())
 
 
+def _sync(path: str | Path, folder: bool = False) -> None:
+    """Flush a file (or a folder's entries) to the disk, so a rename never publishes data that
+    a power cut could still lose. Folders cannot be opened for this everywhere (Windows):
+    there it is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +51,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         _publish(tmp, 0o666)
         os.replace(tmp, path)
+        _sync(path.parent, folder=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -55,8 +73,10 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         writer(Path(tmp))
+        _sync(tmp)
         _publish(tmp, 0o666)
         os.replace(tmp, path)
+        _sync(path.parent, folder=True)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -80,9 +100,31 @@ def directory(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+        _sync(path.parent, folder=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+TEMPORARY = re.compile(r"^\..+\.(tmp|old-\d+)$")
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete what killed writes left in ``folder`` (its temporary files and folders, and old
+    copies that a replaced folder left behind); the paths removed. Called before resuming."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for item in folder.iterdir():
+        if not TEMPORARY.match(item.name):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        removed.append(item)
+    return removed
 
 
 def copy_tree(source: str | Path, path: str | Path) -> None:

@@ -14,6 +14,7 @@ import torch
 
 import distill
 from distill.data.digits import load_digits
+from distill.engine import resume
 from distill.engine.callbacks import Callback
 
 
@@ -49,7 +50,7 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(teacher, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         distill.distill(teacher, _student(), train, eval=test, checkpoint_dir=tmp_path / "cut",
                         callbacks=[Crash(at_epoch=2)], **SETTINGS)
-    assert json.loads((tmp_path / "cut" / "training.json").read_text())["epoch"] == 2
+    assert resume.read(tmp_path / "cut")[1]["epoch"] == 2
     resumed = distill.distill(teacher, _student(), train, eval=test, resume=True,
                               checkpoint_dir=tmp_path / "cut", **SETTINGS)
     for a, b in zip(whole.student.parameters(), resumed.student.parameters(), strict=True):
@@ -103,10 +104,11 @@ def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
                    capture_output=True)
     run = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = tmp_path / "cut" / "checkpoints" / "student" / "training.json"
+    folder = tmp_path / "cut" / "checkpoints" / "student"
     deadline = time.time() + 120
     while time.time() < deadline and run.poll() is None:
-        if marker.is_file() and json.loads(marker.read_text())["epoch"] >= 2:
+        found = resume.read(folder) if (folder / resume.CHECKPOINT).is_file() else None
+        if found is not None and found[1]["epoch"] >= 2 and "training" in found[1]:
             break
         time.sleep(0.05)
     assert run.poll() is None, "the run ended before it could be killed"

@@ -211,7 +211,7 @@ def test_diverging_run_leaves_error_and_checkpoint_but_no_metrics(tmp_path):
     assert not (out / "metrics.json").exists()
     assert not (out / "student").exists()
     assert "NonFiniteLossError" in (out / "error.txt").read_text()
-    assert (out / "checkpoints" / "student" / "last.safetensors").is_file()
+    assert (out / "checkpoints" / "student" / "checkpoint.safetensors").is_file()
 
 
 def test_scarce_labels_train_the_baseline_on_labeled_samples_only(tmp_path):

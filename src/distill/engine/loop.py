@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from distill import atomic
 from distill.batches import Batches, to_device
 from distill.engine import distributed, resume
 from distill.engine.callbacks import Callback, FitState, ProgressBar
@@ -73,7 +71,8 @@ class FitResult:
 
 
 class _LastGood:
-    """The student's last known-good weights: on disk when a folder is given, else in memory."""
+    """The student's last known-good weights: a checkpoint file when a folder is given (with
+    the training state that continues from it), else a copy in memory."""
 
     def __init__(self, model: nn.Module, folder: str | Path | None, initial: bool = True):
         self.model = model
@@ -85,24 +84,27 @@ class _LastGood:
 
     @property
     def path(self) -> Path | None:
-        return None if self.folder is None else self.folder / "last.safetensors"
+        return None if self.folder is None else self.folder / resume.CHECKPOINT
 
-    def save(self, epoch: int, info: dict[str, Any]) -> None:
+    def save(self, epoch: int, info: dict[str, Any], run: _Run | None = None) -> None:
+        """Keep the weights after ``epoch`` epochs; with ``run``, all it needs to continue."""
         self.epoch = epoch
         if self.folder is None:
             self.state = copy.deepcopy({k: v.detach() for k, v in self.model.state_dict().items()})
             return
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        atomic.write_with(self.path, lambda p: safetensors.torch.save_file(tensors, str(p)))
-        atomic.write_json(self.folder / "last.json", {"epoch": epoch, **info})
+        training = resume.training_state(run) if run is not None else None
+        resume.save(self.folder, self.model, epoch, info, training)
 
     def restore(self) -> None:
         if self.folder is None:
             assert self.state is not None
             self.model.load_state_dict(self.state)
-        else:
-            device = next(self.model.parameters()).device
-            self.model.load_state_dict(safetensors.torch.load_file(str(self.path), str(device)))
+            return
+        device = next(self.model.parameters()).device
+        found = resume.read(self.folder, device)
+        if found is None:
+            raise FileNotFoundError(f"the checkpoint {self.path} is gone")
+        resume.load_weights(self.model, found[0], self.path)
 
 
 def fit(
@@ -205,9 +207,8 @@ class _Run:
             if eval_data is not None:
                 record.update(self._evaluate(eval_data))
             self.state.history.append(record)
-            self.last_good.save(epoch + 1, record)
-            if self.last_good.folder is not None and not self.sharded:
-                resume.save(self.last_good.folder, self, epoch + 1)
+            # one file: the weights and, unsharded, the state that continues from them
+            self.last_good.save(epoch + 1, record, run=None if self.sharded else self)
             self._call("on_epoch_end")
         self._call("on_fit_end")
         self.model.eval()
