@@ -2,7 +2,9 @@
 
 Rows are keyed by sample index and written in fixed ranges (shard i holds rows
 ``[i * shard_rows, (i + 1) * shard_rows)``), so a run that stops part-way resumes at the first
-row no finished shard holds: no row is computed twice into the cache, none is skipped.
+row no finished shard holds: no row is computed twice into the cache, none is skipped. A run
+killed after its last shard, before the manifest said so, is marked complete by the next call;
+what killed writes left behind (``.NAME.XXXX.tmp``) is removed before resuming.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Subset, TensorDataset
 
+from distill import atomic
 from distill.batches import Batches, forward, to_device
 from distill.teachers.cached import CachedTeacher
 from distill.teachers.fingerprint import data_fingerprint, describe_changes, teacher_fingerprint
@@ -24,6 +27,7 @@ from distill.teachers.store import (
     MANIFEST,
     CacheError,
     StaleCacheError,
+    layouts,
     read_manifest,
     shards_of,
     verify_shard,
@@ -98,16 +102,28 @@ def _module(teacher: Any) -> nn.Module | None:
 
 
 def _start_or_resume(folder: Path, fingerprint: dict, overwrite: bool) -> dict[str, Any]:
-    if (folder / MANIFEST).is_file():
-        manifest = read_manifest(folder)
-        changes = describe_changes(manifest["fingerprint"], fingerprint)
-        if changes and not overwrite:
-            raise StaleCacheError(
-                f"{folder}: this cache was built differently: " + "; ".join(changes)
-                + ". Pass overwrite=True (or --overwrite) to rebuild it, or use another folder"
-            )
-        if not changes:
-            return _keep_valid_shards(folder, manifest)
+    if _only_a_killed_first_manifest(folder):  # killed before the cache had a manifest at all
+        atomic.remove_temporaries(folder)
+    if (folder / MANIFEST).is_file() or (folder / MANIFEST).is_symlink():
+        atomic.remove_temporaries(folder)  # what killed writes left behind
+        try:
+            manifest = read_manifest(folder)
+        except CacheError as err:
+            if not overwrite:
+                raise CacheError(f"{err}\nPass overwrite=True (or --overwrite) to rebuild the "
+                                 "cache, or use another folder") from None
+            log.warning("%s; rebuilding the cache", err)
+            manifest = None
+        if manifest is not None:
+            changes = describe_changes(manifest["fingerprint"], fingerprint)
+            if changes and not overwrite:
+                raise StaleCacheError(
+                    f"{folder}: this cache was built differently: " + "; ".join(changes)
+                    + ". Pass overwrite=True (or --overwrite) to rebuild it, or use another "
+                    "folder"
+                )
+            if not changes:
+                return _keep_valid_shards(folder, manifest)
         _remove_cache_files(folder)
     elif folder.exists() and any(folder.iterdir()):
         raise CacheError(
@@ -132,25 +148,48 @@ def _start_or_resume(folder: Path, fingerprint: dict, overwrite: bool) -> dict[s
 
 
 def _keep_valid_shards(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Keep the finished shards that still verify; redo the first damaged one and the rest."""
+    """Keep the finished shards that still verify; redo the first damaged one and the rest.
+    A run killed after writing its last shard but before marking the cache complete left every
+    row on disk: that cache is marked complete here instead of being computed again."""
     kept = []
+    layout = layouts(manifest) if manifest["shards"] else None
     for shard in shards_of(manifest):
         try:
-            verify_shard(folder, shard)
+            verify_shard(folder, shard, layout=layout)
         except CacheError as err:
             log.warning("%s; recomputing from row %d", err, shard.start)
             manifest["complete"] = False
             break
         kept.append(shard)
-    if len(kept) < len(manifest["shards"]):
+    changed = len(kept) < len(manifest["shards"])
+    if changed:
         manifest["shards"] = [s.to_json() for s in kept]
+    if not kept:  # nothing kept: the teacher's outputs define the row layout again
+        changed = changed or manifest["vocab_size"] is not None
+        manifest["vocab_size"] = manifest["row_shape"] = None
+    rows = manifest["fingerprint"]["data"]["rows"]
+    if not manifest["complete"] and kept and kept[-1].stop == rows:
+        log.info("%s: every shard was written before the run stopped; marking it complete",
+                 folder)
+        manifest["complete"] = changed = True
+    if changed:
         write_manifest(folder, manifest)  # only when something changed: reuse writes nothing
     return manifest
 
 
+def _only_a_killed_first_manifest(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but temporary copies of a first manifest."""
+    if not folder.is_dir():
+        return False
+    items = list(folder.iterdir())
+    return bool(items) and all(i.name.startswith(f".{MANIFEST}.") and i.name.endswith(".tmp")
+                               and i.is_file() and not i.is_symlink() for i in items)
+
+
 def _remove_cache_files(folder: Path) -> None:
     for item in folder.glob("shard-*.npy"):
-        item.unlink()
+        if item.is_symlink() or item.is_file():  # a link is removed, never what it points to
+            item.unlink()
     (folder / MANIFEST).unlink(missing_ok=True)
 
 
@@ -175,6 +214,7 @@ class _Writer:
         self.top_k, self.dtype = settings["top_k"], DTYPES[settings["dtype"]]
         self.buffer: dict[str, list[np.ndarray]] = {}
         self.buffered = 0
+        self.resumed = bool(manifest["shards"])  # the row layout then comes from the cache
 
     @property
     def done(self) -> int:
@@ -272,6 +312,12 @@ class _Writer:
         if m["vocab_size"] is None:
             m["vocab_size"], m["row_shape"] = int(out.shape[-1]), list(out.shape[1:-1])
         elif [*out.shape[1:-1]] != m["row_shape"] or out.shape[-1] != m["vocab_size"]:
+            if self.resumed:  # same teacher, other shape: the manifest's layout is wrong
+                raise CacheError(
+                    f"{self.folder / MANIFEST}: vocab_size, row_shape: the cache holds rows of "
+                    f"{m['row_shape']} x {m['vocab_size']}, the teacher gives "
+                    f"{list(out.shape[1:])}; pass overwrite=True to rebuild the cache"
+                )
             raise ValueError(
                 f"teacher outputs changed shape from (…, {m['row_shape']}, {m['vocab_size']}) "
                 f"to {tuple(out.shape)}: every sample must give the same output shape"

@@ -1,6 +1,7 @@
 """A teacher signal read from a cache on disk: rows looked up by sample index, memory-mapped.
 
-Opening a cache checks that it is complete and that every shard matches its checksum, and,
+Opening a cache checks its manifest (:mod:`distill.teachers.manifest`), that it is complete,
+that every shard matches its checksum and holds the dtype and shape the manifest says, and,
 when given the teacher or the data, that it was built from them: a stale or damaged cache is
 refused with the reason, never silently used.
 """
@@ -20,10 +21,10 @@ from distill.teachers.fingerprint import data_fingerprint, describe_changes, tea
 from distill.teachers.store import (
     CacheError,
     StaleCacheError,
+    layouts,
     open_shard,
     read_manifest,
     shards_of,
-    verify_shard,
 )
 from distill.teachers.targets import TopKTargets
 
@@ -59,9 +60,9 @@ class CachedTeacher:
         if verify not in ("full", "size"):
             raise ValueError(f"verify must be 'full' or 'size', got {verify!r}")
         self.shards = shards_of(m)
-        for shard in self.shards:
-            verify_shard(self.path, shard, full=verify == "full")
-        self._arrays = [open_shard(self.path, shard) for shard in self.shards]
+        self._layout = layouts(m)
+        self._arrays = [open_shard(self.path, shard, self._layout, full=verify == "full")
+                        for shard in self.shards]
         self._check_fingerprint(teacher, data)
         self.source = source
         self.rows = int(m["fingerprint"]["data"]["rows"])
@@ -110,8 +111,22 @@ class CachedTeacher:
             where = shard_ids == shard_id
             local = indices[where] - self.shards[shard_id].start
             for field, array in self._arrays[shard_id].items():
-                out[field][where] = array[local]
+                out[field][where] = self._checked(array[local], shard_id, field)
         return out
+
+    def _checked(self, rows: np.ndarray, shard_id: int, field: str) -> np.ndarray:
+        """Stored rows as read: never an index outside the vocabulary, never NaN or Inf (the
+        writer stores neither), so damage that slipped past a size-only check stays an error."""
+        if field == "indices":
+            bad = rows.size and (int(rows.min()) < 0 or int(rows.max()) >= self.vocab_size)
+        else:
+            bad = not bool(np.isfinite(rows).all())
+        if bad:
+            file = self.shards[shard_id].files[field]["file"]
+            what = "an index outside the vocabulary" if field == "indices" else "NaN or Inf"
+            raise CacheError(f"{self.path / file}: shard {shard_id} ({field}) holds {what}; "
+                             "the cache is damaged, rebuild it")
+        return rows
 
     def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor | TopKTargets:
         rows = self._gather(require_indices(indices, "cached").numpy().astype(np.int64))

@@ -5,39 +5,58 @@ and every finished shard with its row range, byte size and sha256. Shards are pl
 ``.npy`` files (a documented, pickle-free format that NumPy memory-maps natively), so reading a
 batch's rows touches only those rows. Each shard file and then the manifest are replaced
 atomically: an interrupted run leaves only whole shards that the manifest vouches for.
+
+Every file read here is untrusted data (see :mod:`distill.teachers.manifest`): a file is opened
+only by a plain name inside the cache folder, never through a symbolic link, and its ``.npy``
+header must agree with the manifest before it is mapped. Errors name the cache's own file and
+say nothing about any file outside the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from distill import atomic
+from distill.teachers.manifest import (
+    DENSE_FIELDS,
+    FORMAT,
+    MANIFEST,
+    TOPK_FIELDS,
+    CacheError,
+    FieldLayout,
+    StaleCacheError,
+    layouts,
+    parse,
+    seal,
+    shard_file,
+)
 
-FORMAT = "distill.teacher-cache/1"
-MANIFEST = "manifest.json"
-DENSE_FIELDS = ("logits",)
-TOPK_FIELDS = ("indices", "logits", "rest")
+__all__ = [
+    "DENSE_FIELDS", "FORMAT", "MANIFEST", "TOPK_FIELDS", "CacheError", "Shard",
+    "StaleCacheError", "layouts", "open_inside", "open_shard", "read_manifest", "shard_file",
+    "shards_of", "verify_shard", "write_manifest", "write_shard",
+]
+
+MAX_MANIFEST_BYTES = 64 << 20  # ~200,000 shards; a larger "manifest" is not one
+_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+          | getattr(os, "O_BINARY", 0))
 
 
-class CacheError(Exception):
-    """A cache that cannot be used as it is: missing, incomplete, truncated or corrupt."""
-
-
-class StaleCacheError(CacheError):
-    """A cache built from a different teacher, different data or different settings."""
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+def sha256_of(path: Path | BinaryIO, chunk: int = 1 << 22) -> str:
+    """sha256 of a file, by path or from an open file's current position."""
+    if isinstance(path, Path):
+        with path.open("rb") as f:
+            return sha256_of(f, chunk)
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
+    while block := path.read(chunk):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -55,10 +74,6 @@ class Shard:
     def from_json(cls, entry: dict[str, Any]) -> Shard:
         return cls(int(entry["index"]), int(entry["start"]), int(entry["stop"]),
                    dict(entry["files"]))
-
-
-def shard_file(index: int, field: str) -> str:
-    return f"shard-{index:05d}.{field}.npy"
 
 
 def write_shard(folder: Path, index: int, start: int, arrays: dict[str, np.ndarray]) -> Shard:
@@ -80,56 +95,131 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def verify_shard(folder: Path, shard: Shard, full: bool = True) -> None:
-    """Raise :class:`CacheError` naming the file if it is missing, truncated or corrupt."""
-    for field, meta in shard.files.items():
-        path = folder / meta["file"]
-        if not path.is_file():
-            raise CacheError(f"{path}: shard {shard.index} ({field}) is missing")
-        size = path.stat().st_size
+def _plain_name(name: Any) -> bool:
+    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+            and not any(sep in name for sep in ("/", "\\", os.sep, os.altsep or "/"))
+            and not Path(name).is_absolute())
+
+
+def open_inside(folder: Path, name: str, what: str) -> BinaryIO:
+    """Open the file ``name`` of the cache ``folder`` for reading, refusing anything that could
+    lead outside it: a name with separators or ``..``, a symbolic link, a non-regular file.
+    Every refusal names ``folder / name`` only, so it says nothing about what lies outside."""
+    if not _plain_name(name):
+        raise CacheError(f"{folder}: {what}: {str(name)[:80]!r} is not a plain file name inside "
+                         "the cache")
+    path = folder / name
+    try:
+        if path.is_symlink():
+            raise CacheError(f"{path}: {what} is a symbolic link; cache files must be regular "
+                             "files inside the cache folder")
+        fd = os.open(path, _FLAGS)  # O_NOFOLLOW: a link swapped in since is refused too
+    except FileNotFoundError:
+        raise CacheError(f"{path}: {what} is missing") from None
+    except OSError as err:
+        raise CacheError(f"{path}: {what} cannot be opened ({err.strerror})") from None
+    f = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CacheError(f"{path}: {what} is not a regular file")
+        if path.resolve().parent != folder.resolve():
+            raise CacheError(f"{path}: {what} is not inside the cache folder")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _check_file(folder: Path, shard: Shard, field: str, layout: FieldLayout | None,
+                full: bool) -> tuple[BinaryIO, np.dtype, tuple[int, ...], int]:
+    """Open one shard file and check it against the manifest: size, sha256 (when ``full``),
+    then its ``.npy`` header (dtype, shape, data size) against ``layout``. Returns the open file,
+    dtype, shape and data offset; the caller closes the file."""
+    meta = shard.files[field]
+    what = f"shard {shard.index} ({field})"
+    f = open_inside(folder, meta["file"], what)
+    path = folder / meta["file"]
+    try:
+        size = os.fstat(f.fileno()).st_size
         if size != meta["bytes"]:
-            raise CacheError(
-                f"{path}: shard {shard.index} ({field}) is truncated or overwritten: "
-                f"{size} bytes on disk, {meta['bytes']} expected"
-            )
-        if full and sha256_of(path) != meta["sha256"]:
-            raise CacheError(
-                f"{path}: shard {shard.index} ({field}) is corrupt: its sha256 does not match "
-                "the manifest"
-            )
+            raise CacheError(f"{path}: {what} is truncated or overwritten: {size} bytes on "
+                             f"disk, {meta['bytes']} expected")
+        if full and sha256_of(f) != meta["sha256"]:
+            raise CacheError(f"{path}: {what} is corrupt: its sha256 does not match the "
+                             "manifest")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy version {version} is not written by distill")
+        except Exception as err:  # numpy's header parser raises ValueError, SyntaxError,
+            # tokenize.TokenError, OSError... depending on what the bytes are; all mean the same
+            raise CacheError(f"{path}: {what} is not a valid .npy file "
+                             f"({str(err)[:120]})") from None
+        rows = shard.stop - shard.start
+        if layout is not None:
+            expected = (rows, *layout.tail)
+            if dtype not in layout.dtypes or fortran:
+                allowed = " or ".join(str(d) for d in layout.dtypes)
+                raise CacheError(f"{path}: {what} holds {dtype}{' (Fortran order)' * fortran}, "
+                                 f"the manifest's settings need {allowed}")
+            if tuple(shape) != expected:
+                raise CacheError(f"{path}: {what} has shape {tuple(shape)}, the manifest says "
+                                 f"{expected} (rows, row_shape, vocab_size or top_k)")
+        elif not shape or shape[0] != rows:
+            raise CacheError(f"{path}: holds {shape[0] if shape else 0} rows, the manifest "
+                             f"says {rows}")
+        offset = f.tell()
+        if size != offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise CacheError(f"{path}: {what} is {size} bytes; its .npy header describes "
+                             f"{offset + int(np.prod(shape)) * dtype.itemsize}")
+    except BaseException:
+        f.close()
+        raise
+    return f, dtype, tuple(shape), offset
 
 
-def open_shard(folder: Path, shard: Shard) -> dict[str, np.ndarray]:
-    """Memory-map a shard's arrays (read-only): rows are read from disk when indexed."""
+def verify_shard(folder: Path, shard: Shard, full: bool = True,
+                 layout: dict[str, FieldLayout] | None = None) -> None:
+    """Raise :class:`CacheError` naming the file if it is missing, truncated, corrupt, or (with
+    ``layout``) holds arrays other than the manifest describes."""
+    for field in shard.files:
+        f, *_ = _check_file(folder, shard, field, None if layout is None else layout[field],
+                            full)
+        f.close()
+
+
+def open_shard(folder: Path, shard: Shard, layout: dict[str, FieldLayout],
+               full: bool = True) -> dict[str, np.ndarray]:
+    """Check a shard (as :func:`verify_shard`) and memory-map its arrays read-only, from the
+    very files that were checked: rows are read from disk when indexed."""
     arrays = {}
-    for field, meta in shard.files.items():
-        array = np.load(folder / meta["file"], mmap_mode="r", allow_pickle=False)
-        if len(array) != shard.stop - shard.start:
-            raise CacheError(
-                f"{folder / meta['file']}: holds {len(array)} rows, the manifest says "
-                f"{shard.stop - shard.start}"
-            )
-        arrays[field] = array
+    for field in shard.files:
+        f, dtype, shape, offset = _check_file(folder, shard, field, layout[field], full)
+        with f:
+            arrays[field] = np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape)
     return arrays
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The cache's manifest, checked (:func:`distill.teachers.manifest.parse`) before use."""
     path = folder / MANIFEST
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         raise CacheError(f"{folder}: not a teacher cache (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CacheError(f"{path}: unreadable manifest ({err})") from err
-    if manifest.get("format") != FORMAT:
-        raise CacheError(
-            f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}; rebuild the cache"
-        )
-    return manifest
+    with open_inside(folder, MANIFEST, "the manifest") as f:
+        raw = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise CacheError(f"{path}: unreadable manifest (larger than {MAX_MANIFEST_BYTES} bytes)")
+    return parse(raw, path)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    atomic.write_json(folder / MANIFEST, manifest)
+    """Replace the manifest atomically, sealed with the checksum of its contents."""
+    atomic.write_json(folder / MANIFEST, seal(manifest))
 
 
 def shards_of(manifest: dict[str, Any]) -> list[Shard]:
