@@ -50,6 +50,7 @@ class TrainConfig:
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "accumulate": isinstance(self.accumulate, int) and self.accumulate >= 1,
             "grad_clip": self.grad_clip is None or self.grad_clip > 0,
+            "seed": isinstance(self.seed, int) and -(2**63) <= self.seed < 2**64,  # torch's range
         }
         for name, ok in checks.items():
             if not ok:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -11,66 +10,88 @@ from pydantic import (
     Discriminator,
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     Tag,
     model_validator,
 )
 
 from distill.data import TEXT_DATASETS
-
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+from distill.recipes.values import (
+    MAX_COUNT,
+    ConfigValue,
+    Count,
+    Device,
+    FilePath,
+    Fraction,
+    Identifier,
+    Layer,
+    Name,
+    NameOrPath,
+    NonNegativeCount,
+    RunName,
+    Seed,
+    Threads,
+)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every table: unknown fields refused, and no float field takes inf or nan (a run
+    would only find out after training to NaN)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TrainSpec(Section):
     """Optimisation settings: ``[train]``, ``[teacher.train]`` and ``[baseline.train]``."""
 
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 128
+    epochs: Count = 10
+    batch_size: Count = 128
     lr: PositiveFloat = 3e-3
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     weight_decay: NonNegativeFloat = 5e-4
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: Fraction = 0.1
     grad_clip: PositiveFloat | None = None
-    accumulate: PositiveInt = 1
+    accumulate: Count = 1
     """Optimizer step every this many batches: an effective batch of accumulate × batch_size."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """``bf16``: forward passes under bfloat16 autocast; ``auto``: bf16 on GPUs that have it."""
-    seed: int = 0
+    seed: Seed = 0
+    """0 ≤ seed < 2**32 (what numpy's seeding takes)."""
     distributed: Literal["ddp", "fsdp"] = "ddp"
     """Under torchrun: ``ddp`` replicates the student on every process, ``fsdp`` shards it."""
-    device: str = "cpu"
-    threads: PositiveInt | None = None
+    device: Device = "cpu"
+    threads: Threads | None = None
     augment: Literal["none", "flip-shift"] = "none"
     """Applied per batch; a distilled student's teacher labels the very same views."""
 
 
 class MLPSpec(Section):
     arch: Literal["mlp"]
-    hidden: list[PositiveInt] = [256]
+    hidden: list[Count] = [256]
     dropout: Fraction = 0.0
 
 
 class CNNSpec(Section):
     arch: Literal["cnn"]
-    channels: list[PositiveInt] = Field(min_length=1)
-    convs_per_stage: PositiveInt = 1
+    channels: list[Count] = Field(min_length=1)
+    convs_per_stage: Count = 1
     head: Literal["gap", "flatten"] = "gap"
-    hidden: NonNegativeInt = 0
+    hidden: NonNegativeCount = 0
     dropout: Fraction = 0.0
 
 
-class SavedSpec(Section):
+class Trust(Section):
+    trust_code: bool = False
+    """Run code the model names (a ``module:function`` factory, a Hugging Face model's own
+    modeling files): only for folders and hub ids whose source you trust."""
+
+
+class SavedSpec(Trust):
     """A model saved by ``distill.save`` (a folder with config.json + model.safetensors)."""
 
     arch: Literal["saved"] = "saved"
-    path: Path
+    path: FilePath
 
 
 class TeacherOutputs(Section):
@@ -78,10 +99,10 @@ class TeacherOutputs(Section):
     """``online``: run the teacher on every (augmented) batch; ``precomputed``: run it once over
     the training set and keep its outputs in memory; ``cached``: the same, stored on disk
     (checksummed, resumable, reused by later runs), dense or ``top_k``."""
-    top_k: PositiveInt | None = None
+    top_k: Count | None = None
     """With ``outputs = "cached"``: keep the k largest logits and the leftover mass."""
     cache_dtype: Literal["float16", "float32"] = "float16"
-    cache_path: Path | None = None
+    cache_path: FilePath | None = None
     """Where the cached outputs live (default: inside distill's cache folder)."""
 
     @model_validator(mode="after")
@@ -115,12 +136,12 @@ class TeacherSaved(SavedSpec, TeacherOutputs):
     pass
 
 
-class HFTeacher(TeacherOutputs):
+class HFTeacher(TeacherOutputs, Trust):
     """A Hugging Face model (hub id or local folder), fine-tuned on the recipe's training data
     first when ``[teacher.finetune]`` is given (then cached, like a trained teacher)."""
 
     arch: Literal["hf"]
-    model: str = Field(min_length=1)
+    model: NameOrPath
     task: Literal["sequence-classification", "sentence-embedding"] = "sequence-classification"
     """``sentence-embedding``: the encoder's mean-pooled, normalised output (as
     sentence-transformers' MiniLM models), distilled with ``[loss] kind = "embedding"``."""
@@ -134,21 +155,21 @@ class HFLayersStudent(Section):
     """The teacher's own blocks, weights copied (DistilBERT): ``layers`` or every other one."""
 
     arch: Literal["hf-layers"]
-    layers: list[NonNegativeInt] | None = Field(default=None, min_length=1)
+    layers: list[NonNegativeCount] | None = Field(default=None, min_length=1)
 
 
 class HFScratchStudent(Section):
     """The teacher's architecture with a changed config (e.g. ``hidden_size``), from scratch."""
 
     arch: Literal["hf-scratch"]
-    config: dict[str, int | float | str | bool] = {}
+    config: dict[Identifier, ConfigValue] = {}
 
 
-class HFStudent(Section):
+class HFStudent(Trust):
     """A pretrained Hugging Face model of its own (it must predict the teacher's classes)."""
 
     arch: Literal["hf"]
-    model: str = Field(min_length=1)
+    model: NameOrPath
 
 
 class PrunedStudent(Section):
@@ -163,7 +184,7 @@ class PrunedStudent(Section):
     method: Literal["structured", "magnitude", "2:4"] = "structured"
     ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
-    steps: PositiveInt = 1
+    steps: Count = 1
 
 
 class MemberMLP(MLPSpec, Trained):
@@ -224,15 +245,15 @@ HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
 
 class DataSpec(Section):
     dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes"]
-    root: Path | None = None
-    max_length: PositiveInt = 64
+    root: FilePath | None = None
+    max_length: Count = 64
     """Text datasets: tokens per sample (longer texts are truncated)."""
-    labeled: NonNegativeInt | None = None
+    labeled: NonNegativeCount | None = None
     """Keep only this many labels (balanced); the rest of the training set becomes unlabeled
     (0: the student learns from the teacher's soft targets alone)."""
 
 
-LayerMap = dict[str, NonNegativeInt | str]
+LayerMap = dict[Name, Layer]
 
 
 class LayerLossSpec(Section):
@@ -274,14 +295,14 @@ class SelfDistillSpec(Section):
     """
 
     method: Literal["born-again", "ema"]
-    generations: Annotated[int, Field(ge=2)] = 2
+    generations: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 2
     decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.99
 
 
 class EvaluateSpec(Section):
-    threads: PositiveInt = 1
-    batch_sizes: list[PositiveInt] = Field(default=[1, 64], min_length=1)
-    latency_repeats: PositiveInt = 50
+    threads: Threads = 1
+    batch_sizes: list[Count] = Field(default=[1, 64], min_length=1)
+    latency_repeats: Count = 50
 
 
 class PruneStage(Section):
@@ -298,7 +319,7 @@ class DistillStage(Section):
     pruning), with the [train] settings unless overridden here; output loss only."""
 
     kind: Literal["distill"]
-    epochs: PositiveInt | None = None
+    epochs: Count | None = None
     lr: PositiveFloat | None = None
 
 
@@ -310,10 +331,10 @@ class QuantizeStage(Section):
     kind: Literal["quantize"]
     method: Literal["dynamic", "static", "qat", "int8-weights", "int4-weights", "float16",
                     "bfloat16"]
-    epochs: PositiveInt = 1
+    epochs: Count = 1
     lr: PositiveFloat | None = None
-    calibration_batches: PositiveInt = 16
-    group_size: PositiveInt = 32
+    calibration_batches: Count = 16
+    group_size: Count = 32
 
 
 class ExportStage(Section):
@@ -323,7 +344,7 @@ class ExportStage(Section):
     kind: Literal["export"]
     format: Literal["onnx"] = "onnx"
     int8: Literal["none", "dynamic", "static"] = "none"
-    calibration_batches: PositiveInt = 16
+    calibration_batches: Count = 16
 
 
 StageSpec = Annotated[
@@ -336,7 +357,7 @@ StageSpec = Annotated[
 
 
 class Recipe(Section):
-    name: str | None = None
+    name: RunName | None = None
     data: DataSpec
     teacher: TeacherSpec | None = None
     self_distill: SelfDistillSpec | None = None

@@ -1,0 +1,143 @@
+"""The value types recipe fields are built from, with every limit in one place.
+
+A recipe is untrusted text: a value that validates must be one a run can use, or the run fails
+late (a seed numpy refuses, after the teacher trained) or with an error that names no field (a
+NUL byte reaching ``open``). So counts are bounded, floats are finite (``Section`` sets
+``allow_inf_nan=False``), and paths and names are checked the way the operating system will.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+MAX_COUNT = 2**31 - 1
+"""Any count (epochs, batch size, widths, repeats, k, ...): int32, what torch, numpy and the C
+libraries under them index with; epochs × steps per epoch then still fits int64."""
+MAX_THREADS = 1024
+"""More threads than any CPU has cores: torch would start them all, and only slow down."""
+SEED_LIMIT = 2**32
+"""Seeds are 0 ≤ seed < 2**32, what both halves of ``runtime.seed_everything`` take as given:
+numpy's legacy seeding stops there (a bigger seed is folded onto a smaller one's stream) and
+torch's at 2**64 (10**23 failed there, after the teacher had trained); self-distillation's
+``seed + generation`` stays inside it."""
+NAME_MAX = 255
+"""Bytes in one path component (Linux's NAME_MAX, and most other file systems')."""
+PATH_MAX = 4095
+"""Bytes in a whole path (Linux's PATH_MAX of 4096 counts the final NUL)."""
+MAX_NESTING = 32
+"""Tables and arrays within each other; a recipe needs about 6."""
+
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Threads = Annotated[int, Field(ge=1, le=MAX_THREADS)]
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+def check_path_text(text: str) -> str:
+    """Refuse what no file system takes: NUL bytes, unencodable text, over-long names."""
+    if "\0" in text:
+        raise ValueError("contains a NUL byte, which no file or model name can hold")
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError as err:
+        raise ValueError(f"cannot be written as a file name ({err.reason})") from None
+    if len(raw) > PATH_MAX:
+        raise ValueError(f"is {len(raw)} bytes long; a path holds at most {PATH_MAX}")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise ValueError(f"has a {len(longest)}-byte component; a file name holds at most "
+                         f"{NAME_MAX} bytes")
+    return text
+
+
+def expand_home(text: str) -> str:
+    """``~`` and ``~user`` expanded, or a ValueError (pathlib raises RuntimeError)."""
+    if not text.startswith("~"):
+        return text
+    try:
+        return str(Path(text).expanduser())
+    except RuntimeError:
+        user = text.split("/", 1)[0]
+        raise ValueError(f"cannot expand {user!r}: no such user, or no home folder") from None
+
+
+def _checked_path(path: Path) -> Path:
+    check_path_text(str(path))
+    return Path(check_path_text(expand_home(str(path))))
+
+
+def _name_or_path(text: str) -> str:
+    return check_path_text(expand_home(check_path_text(text)))
+
+
+def _file_name(text: str) -> str:
+    if "/" in check_path_text(text) or text in (".", ".."):
+        raise ValueError("names the run folder (runs/<name>): one file name, without '/', "
+                         "not '.' or '..'")
+    return text
+
+
+def _device(text: str) -> str:
+    """What ``torch.device`` parses (the engine's first step), checked before any training."""
+    import torch
+
+    try:
+        torch.device(check_path_text(text))
+    except RuntimeError:
+        raise ValueError("is not a torch device, e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    return text
+
+
+def _config_value(value: Any) -> Any:
+    """One clear error for a config value, instead of one per type it is not."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -MAX_COUNT - 1 <= value <= MAX_COUNT:
+        raise ValueError("an integer here lies in [-2**31, 2**31 - 1]")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if isinstance(value, str):
+        return check_path_text(value)
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"must be an integer, a number, a string or true/false, "
+                         f"not {type(value).__name__}")
+    return value
+
+
+def _layer(value: Any) -> Any:
+    """A block number or a module name, with one error for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_COUNT:
+            raise ValueError(f"a block number lies in [0, {MAX_COUNT}]")
+        return value
+    if isinstance(value, str):
+        return check_path_text(value)
+    raise ValueError("must be a block number or a module name")
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier() or not text.isascii() or len(text) > NAME_MAX:
+        raise ValueError("is not a config field name (letters, digits and _)")
+    return text
+
+
+FilePath = Annotated[Path, AfterValidator(_checked_path)]
+"""A file or folder: checked, ``~`` expanded (relative ones resolve against the recipe)."""
+Name = Annotated[str, AfterValidator(check_path_text)]
+"""A name that may become a folder name or reach the OS (a run name, a module name)."""
+RunName = Annotated[str, AfterValidator(_file_name)]
+"""A recipe's name: its run folder's (``runs/<name>``), which must stay inside ``runs/``."""
+Device = Annotated[str, AfterValidator(_device)]
+NameOrPath = Annotated[str, Field(min_length=1), AfterValidator(_name_or_path)]
+"""A Hugging Face hub id or a local folder (``~`` expanded)."""
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Layer = Annotated[int | str, BeforeValidator(_layer)]
+"""A transformer block: its number, or its module's name."""
+ConfigValue = Annotated[bool | int | float | str, BeforeValidator(_config_value)]
+"""A Hugging Face config field's value: int32, finite, or a checked string."""
