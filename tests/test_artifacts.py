@@ -14,7 +14,14 @@ from torch import nn
 
 import distill
 from distill import build_cnn, build_mlp
-from distill.artifacts import CONFIG, FORMAT, WEIGHTS, ArtifactError, read_config
+from distill.artifacts import (
+    CONFIG,
+    FORMAT,
+    WEIGHTS,
+    ArtifactError,
+    UntrustedCodeError,
+    read_config,
+)
 
 
 def _train_one_step(model, x, seed=0):
@@ -179,7 +186,7 @@ def test_load_unknown_architecture(tmp_path, trained_cnn):
         config["architecture"] = name
         (folder / CONFIG).write_text(json.dumps(config))
         with pytest.raises(ArtifactError, match=pattern):
-            distill.load(folder)
+            distill.load(folder, trust_code=True)
 
 
 def test_load_config_without_architecture_is_an_artifact_error(tmp_path, trained_cnn):
@@ -242,7 +249,9 @@ def test_user_factory_by_import_path(tmp_path, factory_module):
     config = json.loads((folder / CONFIG).read_text())
     assert config["architecture"] == "my_factories_for_test:make_tiny"
     assert config["kwargs"] == {"width": 5}
-    loaded = distill.load(folder)
+    with pytest.raises(UntrustedCodeError, match="trust_code=True"):
+        distill.load(folder)  # a path to code, read from a file: not imported unasked
+    loaded = distill.load(folder, trust_code=True)
     assert isinstance(loaded, factory_module.Tiny) and loaded.a.out_features == 5
     x = torch.randn(4, 3)
     assert torch.equal(loaded(x), model(x))
@@ -258,7 +267,7 @@ def test_load_user_factory_config_without_kwargs(tmp_path, factory_module):
     config = json.loads((folder / CONFIG).read_text())
     del config["kwargs"]
     (folder / CONFIG).write_text(json.dumps(config))
-    loaded = distill.load(folder)
+    loaded = distill.load(folder, trust_code=True)
     x = torch.randn(2, 3)
     assert torch.equal(loaded(x), model(x))
 

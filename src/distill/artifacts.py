@@ -7,6 +7,12 @@ A saved model is a folder::
 
 ``architecture`` names a factory registered with :func:`distill.students.register_architecture`
 or a ``"package.module:function"`` path to one of the user's own factories.
+
+A model folder is data, never code: loading resolves ``architecture`` through the registry only;
+a ``"module:function"`` path read from a file is imported only with ``trust_code=True`` (as
+transformers' ``trust_remote_code``), since that would run whatever the file names. The model
+is first built on PyTorch's meta device (no memory) and its shapes checked against the
+safetensors header, so a small file cannot make loading allocate more than its weights hold.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ FORMAT = "distill.model/1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 HF_FACTORY = "distill.hf.io:model_from_config"  # quantized Hugging Face models
+# distill's own factories that live in optional modules, imported only when a folder names them
+OWN_FACTORIES = (HF_FACTORY,)
+SPARE_ELEMENTS = 1 << 20  # quantized skeletons: scales, zero points and small fp32 layers
 
 
 class ArtifactError(ValueError):
@@ -36,6 +45,11 @@ class ArtifactError(ValueError):
 
 class PickleRefusedError(ArtifactError):
     """Weights stored as a pickle, which loads only with ``allow_pickle=True``."""
+
+
+class UntrustedCodeError(ArtifactError):
+    """A model folder names code to import (``"module:function"``), which runs only with
+    ``trust_code=True``."""
 
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle")
@@ -106,19 +120,28 @@ def save(
     return path
 
 
-def _resolve_factory(name: str):
+def _resolve_factory(name: str, trust_code: bool, source: Path):
+    """The factory ``name`` read from ``source`` stands for: registered names, distill's own
+    optional factories, and (only with ``trust_code``) any importable ``module:function``."""
     if name in ARCHITECTURES:
         return ARCHITECTURES[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ArtifactError(f"cannot import architecture factory {name!r}: {err}") from err
-    raise ArtifactError(
-        f"unknown architecture {name!r}; registered: {sorted(ARCHITECTURES)} "
-        "(or use 'package.module:factory')"
-    )
+    if ":" not in name:
+        raise ArtifactError(
+            f"{source}: unknown architecture {name!r}; registered: {sorted(ARCHITECTURES)} "
+            "(register yours with distill.register_architecture before loading)")
+    if name not in OWN_FACTORIES and not trust_code:
+        raise UntrustedCodeError(
+            f"{source} names the factory {name!r}: loading it would import module "
+            f"{name.partition(':')[0]!r} and run {name.partition(':')[2]!r} with arguments from "
+            "the file. Model folders are data; if you trust this folder's source, opt in with "
+            "distill.load(path, trust_code=True) (a recipe's trust_code = true, the CLI's "
+            "--trust-code), or register the factory first: "
+            f"distill.register_architecture({name!r})(factory)")
+    module_name, _, attr = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ArtifactError(f"cannot import architecture factory {name!r}: {err}") from err
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -143,12 +166,15 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False) -> nn.Module:
+def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
+         trust_code: bool = False) -> nn.Module:
     """Rebuild a saved model and load its weights; returned in eval mode.
 
     A Hugging Face folder (its config.json names ``architectures``) loads with transformers.
     Nothing is unpickled unless ``allow_pickle=True`` (a whole model saved with
-    ``torch.save``, or a Hugging Face folder with ``.bin`` weights only), which warns.
+    ``torch.save``, or a Hugging Face folder with ``.bin`` weights only), which warns. No code
+    named by the folder runs unless ``trust_code=True`` (a ``"module:function"`` factory, a
+    Hugging Face folder's own modeling code).
     """
     path = Path(path)
     if path.is_file() and path.suffix in PICKLE_SUFFIXES:
@@ -156,27 +182,24 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False) -
     if (path / "modules.json").is_file() and (path / "1_Pooling").is_dir():
         from distill.hf.embeddings import SentenceEncoder
 
-        return SentenceEncoder.from_pretrained(path).to(device).eval()
+        return SentenceEncoder.from_pretrained(path, trust_code=trust_code).to(device).eval()
     from distill.quantize.onnx import OnnxModel, is_onnx_folder
 
     if is_onnx_folder(path):
         return OnnxModel(path)
     hf_class = _hf_architecture(path)
     if hf_class is not None:
-        return _load_hf(path, hf_class, allow_pickle).to(device).eval()
+        return _load_hf(path, hf_class, allow_pickle, trust_code).to(device).eval()
     config = read_config(path)
     weights = path / WEIGHTS
-    if not weights.is_file():
-        raise ArtifactError(f"{path} has no {WEIGHTS}")
-    factory = _resolve_factory(config["architecture"])
-    try:
-        model = factory(**config["kwargs"])
-    except (TypeError, ValueError) as err:
-        raise ArtifactError(
-            f"{path / CONFIG}: cannot build {config['architecture']!r} from its kwargs: {err}"
-        ) from err
+    if not weights.is_file() or weights.is_symlink():
+        raise ArtifactError(f"{path} has no {WEIGHTS} (a regular file)")
+    factory = _resolve_factory(config["architecture"], trust_code, path / CONFIG)
+    header = _header(weights)
+    _check_sizes(factory, config, header, path, trust_code)
+    model = _build(factory, config, path)
     if config.get("resized"):
-        _resize_from_file(model, weights)
+        _resize_from_file(model, weights, header)
     if config.get("quantization"):
         return _load_quantized(model, config, weights).to(device)
     try:
@@ -194,17 +217,81 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False) -
     return model.to(device).eval()
 
 
-def _resize_from_file(model: nn.Module, weights: Path) -> None:
-    """Give a rebuilt model the (pruned) layer shapes stored in ``weights``."""
-    from safetensors import safe_open
+def _build(factory, config: dict[str, Any], path: Path) -> nn.Module:
+    try:
+        return factory(**config["kwargs"])
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(
+            f"{path / CONFIG}: cannot build {config['architecture']!r} from its kwargs: {err}"
+        ) from err
 
-    from distill.prune.resize import resize_to
+
+Header = dict[str, tuple[torch.Size, str]]
+
+
+def _header(weights: Path) -> Header:
+    """Every tensor's shape and dtype from the safetensors header, without reading the data
+    (the library checks that the header's byte ranges tile the file)."""
+    from safetensors import safe_open
 
     try:
         with safe_open(str(weights), framework="pt") as f:
-            shapes = {k: torch.Size(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-        resize_to(model, shapes)
-    except Exception as err:  # a corrupt header, or a layer type that cannot be resized
+            return {k: (torch.Size(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                    for k in f.keys()}  # noqa: SIM118
+    except Exception as err:  # a corrupt or truncated file
+        raise ArtifactError(f"{weights}: not a readable safetensors file ({err})") from err
+
+
+def _check_sizes(factory, config: dict[str, Any], header: Header, path: Path,
+                 trust_code: bool) -> None:
+    """Build the model on the meta device (no memory) and refuse it before anything is
+    allocated when its tensors are not the ones the weights file holds."""
+    try:
+        with torch.device("meta"):
+            skeleton = factory(**config["kwargs"])
+            if config.get("resized"):
+                from distill.prune.resize import resize_to
+
+                resize_to(skeleton, {k: shape for k, (shape, _) in header.items()})
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(
+            f"{path / CONFIG}: cannot build {config['architecture']!r} from its kwargs: {err}"
+        ) from err
+    except Exception as err:  # a factory that cannot build without memory
+        if trust_code:
+            return  # the caller vouches for the folder: build it for real
+        raise ArtifactError(
+            f"{path}: {config['architecture']!r} cannot be built on the meta device to check its "
+            f"size against {WEIGHTS} before allocating it ({type(err).__name__}: {err}); pass "
+            "trust_code=True if you trust the folder") from err
+    own = {k: v.shape for k, v in skeleton.state_dict().items()}
+    if config.get("quantization"):  # integer weights: fewer bytes, as many (or half) elements
+        needed = sum(s.numel() for s in own.values())
+        stored = sum(shape.numel() for shape, _ in header.values())
+        if needed > 2 * stored + SPARE_ELEMENTS:
+            raise ArtifactError(
+                f"{path / CONFIG}: its kwargs describe a model of {needed:,} elements, but "
+                f"{WEIGHTS} holds {stored:,}: refusing to allocate what the file cannot fill")
+        return
+    different = [k for k in sorted(set(own) | set(header))
+                 if k not in own or k not in header or own[k] != header[k][0]]
+    if different:
+        shown = ", ".join(
+            f"{k}: file {tuple(header[k][0]) if k in header else 'missing'}, config "
+            f"{tuple(own[k]) if k in own else 'none'}" for k in different[:4])
+        raise ArtifactError(
+            f"{path / WEIGHTS} does not match the model its {CONFIG} describes "
+            f"({len(different)} tensor{'s' if len(different) > 1 else ''} differ: {shown}); "
+            "nothing was allocated")
+
+
+def _resize_from_file(model: nn.Module, weights: Path, header: Header) -> None:
+    """Give a rebuilt model the (pruned) layer shapes stored in ``weights``."""
+    from distill.prune.resize import resize_to
+
+    try:
+        resize_to(model, {k: shape for k, (shape, _) in header.items()})
+    except Exception as err:  # a layer type that cannot be resized
         raise ArtifactError(f"cannot restore the pruned shapes stored in {weights}: {err}") from err
 
 
@@ -224,14 +311,17 @@ def _hf_architecture(path: Path) -> str | None:
     return None
 
 
-def _load_hf(path: Path, class_name: str, allow_pickle: bool = False) -> nn.Module:
-    from distill.hf.io import require_transformers, weights_options
+def _load_hf(path: Path, class_name: str, allow_pickle: bool = False,
+             trust_code: bool = False) -> nn.Module:
+    from distill.hf.io import check_folder_sizes, require_transformers, weights_options
 
     transformers = require_transformers()
     cls = getattr(transformers, class_name, None)
-    if cls is None:
+    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise ArtifactError(f"{path / CONFIG}: transformers has no model class {class_name!r}")
-    return cls.from_pretrained(str(path), **weights_options(path, allow_pickle))
+    check_folder_sizes(path, cls, trust_code)
+    return cls.from_pretrained(str(path), trust_remote_code=trust_code,
+                               **weights_options(path, allow_pickle))
 
 
 def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:

@@ -23,6 +23,10 @@ A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [bas
 DATA_CHOICES = ["fashion-mnist", "digits", "rotten-tomatoes"]
 
 
+TRUST_HELP = ("run code the model folder names (a 'module:function' factory, a Hugging Face "
+              "model's own modeling files): only for folders whose source you trust")
+
+
 def _parser() -> argparse.ArgumentParser:
     from distill import __version__
 
@@ -74,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=1, help="torch threads for latency (default 1)")
     ev.add_argument("--repeats", type=int, default=50, help="timed runs per batch size")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
     cache = sub.add_parser(
         "cache",
@@ -99,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--overwrite", action="store_true",
                        help="rebuild a cache built from another teacher, data or settings")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cache.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
     cmp = sub.add_parser(
         "compare",
@@ -169,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     gen.add_argument("--teacher", help="a second model to continue the same prompt")
+    gen.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     return parser
 
 
@@ -217,7 +224,8 @@ def _dataset(args: argparse.Namespace):
     from distill.hf import load_tokenizer
     from distill.hf.text import load_text_dataset
 
-    return load_text_dataset(args.data, args.split, load_tokenizer(args.model), args.max_length)
+    tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_code)
+    return load_text_dataset(args.data, args.split, tokenizer, args.max_length)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -226,9 +234,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from distill.report.markdown import summary_table
 
     data = _dataset(args)
-    model = load(args.model)
+    model = load(args.model, trust_code=args.trust_code)
     if args.teacher is not None:
-        result = compare(load(args.teacher), model, data, threads=args.threads,
+        teacher = load(args.teacher, trust_code=args.trust_code)
+        result = compare(teacher, model, data, threads=args.threads,
                          latency_repeats=args.repeats)
     else:
         result = evaluate_models({"student": model}, data, threads=args.threads,
@@ -248,7 +257,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from distill.teachers import cache_teacher
 
     cache = cache_teacher(
-        load(args.model), _dataset(args), args.out, top_k=args.top_k,
+        load(args.model, trust_code=args.trust_code), _dataset(args), args.out, top_k=args.top_k,
         dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )
@@ -319,8 +328,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     names = [("model", args.model)] + ([("teacher", args.teacher)] if args.teacher else [])
     with thread_count(args.threads):
         for role, name in names:
-            model = load_model(name, task="causal-lm").eval()
-            tokenizer = load_tokenizer(name)
+            model = load_model(name, task="causal-lm",
+                               trust_remote_code=args.trust_code).eval()
+            tokenizer = load_tokenizer(name, trust_remote_code=args.trust_code)
             started = time.perf_counter()
             (text,) = generate(model, tokenizer, args.prompt, max_new_tokens=args.max_new_tokens,
                                temperature=args.temperature, top_p=args.top_p, seed=args.seed)

@@ -222,3 +222,19 @@ def test_scarce_labels_train_the_baseline_on_labeled_samples_only(tmp_path):
     # 100 labeled samples vs the whole transfer set: the baseline sees far fewer per epoch
     assert baseline_epoch["samples_per_s"] * baseline_epoch["seconds"] == pytest.approx(100)
     assert student_epoch["samples_per_s"] * student_epoch["seconds"] > 1000
+
+
+def test_resume_removes_what_killed_writes_left_and_keeps_the_rest(tmp_path):
+    from distill.recipes.runner import prepare_folder
+
+    out = tmp_path / "run"
+    stage = out / "stages" / "01-prune"
+    stage.mkdir(parents=True)
+    (stage / "stage.json").write_text("{}")
+    (out / ".metrics.json.x1y2.tmp").write_text("half")
+    (out / ".student.a1b2.tmp").mkdir()
+    (out / ".student.old-4242").mkdir()
+    (stage / ".model.c3d4.tmp").mkdir()
+    prepare_folder(out, force=False, resume=True)
+    assert sorted(p.name for p in out.iterdir()) == ["stages"]
+    assert sorted(p.name for p in stage.iterdir()) == ["stage.json"]

@@ -64,15 +64,17 @@ class SentenceEncoder(nn.Module):
             json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> SentenceEncoder:
-        """Read a folder written by :meth:`save_pretrained` (mean pooling only)."""
+    def from_pretrained(cls, folder: str | Path, trust_code: bool = False) -> SentenceEncoder:
+        """Read a folder written by :meth:`save_pretrained` (mean pooling only); its encoder's
+        own Python code, if it has any, runs only with ``trust_code=True``."""
         from distill.hf.io import load_model
 
         folder = Path(folder)
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
         if not pooling.get("pooling_mode_mean_tokens"):
             raise ValueError(f"{folder}: only mean-pooling sentence encoders are supported")
-        return cls(load_model(folder, "base"), normalize=(folder / "2_Normalize").is_dir())
+        encoder = load_model(folder, "base", trust_remote_code=trust_code)
+        return cls(encoder, normalize=(folder / "2_Normalize").is_dir())
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 **kwargs: Any) -> Tensor:

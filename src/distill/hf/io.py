@@ -74,12 +74,15 @@ def weights_options(name_or_path: str | Path, allow_pickle: bool = False,
 
 
 def load_model(name_or_path: str | Path, task: str = "sequence-classification",
-               allow_pickle: bool = False, **kwargs: Any) -> nn.Module:
+               allow_pickle: bool = False, trust_remote_code: bool = False,
+               **kwargs: Any) -> nn.Module:
     """``AutoModelFor<task>.from_pretrained(name_or_path)``, with errors that say what to do.
 
     ``name_or_path`` is a hub id (needs network access, or a filled local HF cache) or a local
     folder. ``kwargs`` go to ``from_pretrained`` (``num_labels=2``, ``dtype=...``). Only
-    safetensors weights load unless ``allow_pickle=True`` (see :func:`weights_options`).
+    safetensors weights load unless ``allow_pickle=True`` (see :func:`weights_options`), and a
+    model's own Python code (``auto_map``) runs only with ``trust_remote_code=True``: never
+    asked interactively. A local folder's config is checked against its weights first.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
@@ -88,23 +91,101 @@ def load_model(name_or_path: str | Path, task: str = "sequence-classification",
     local = Path(name_or_path)
     if local.exists() and not (local / "config.json").is_file():
         raise FileNotFoundError(f"{local} has no config.json: not a Hugging Face model folder")
+    if local.is_dir() and "gguf_file" not in kwargs:
+        check_folder_sizes(local, auto, trust_remote_code, **kwargs)
     kwargs = {**weights_options(name_or_path, allow_pickle, **kwargs), **kwargs}
     try:
-        return auto.from_pretrained(str(name_or_path), **kwargs)
+        return auto.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code,
+                                    **kwargs)
     except OSError as err:
         raise OSError(
             f"could not load {str(name_or_path)!r} as a {task} model: {err}. A hub id needs "
             "network access (or the model in the local Hugging Face cache); a folder must hold "
             "config.json and weights."
         ) from err
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise UntrustedHFCodeError(_remote_code_message(name_or_path)) from err
+        raise
 
 
-def load_tokenizer(name_or_path: str | Path, **kwargs: Any):
+class UntrustedHFCodeError(ValueError):
+    """A Hugging Face model or tokenizer that needs its own Python code, not trusted."""
+
+
+def _remote_code_message(name_or_path: str | Path) -> str:
+    return (f"{str(name_or_path)!r} ships its own Python code (config 'auto_map'), which runs "
+            "only if you trust its source: pass trust_remote_code=True (distill.load(..., "
+            "trust_code=True), the CLI's --trust-code)")
+
+
+def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False, **kwargs: Any):
     transformers = require_transformers()
     try:
-        return transformers.AutoTokenizer.from_pretrained(str(name_or_path), **kwargs)
+        return transformers.AutoTokenizer.from_pretrained(
+            str(name_or_path), trust_remote_code=trust_remote_code, **kwargs)
     except OSError as err:
         raise OSError(f"could not load a tokenizer from {str(name_or_path)!r}: {err}") from err
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise UntrustedHFCodeError(_remote_code_message(name_or_path)) from err
+        raise
+
+
+SPARE_ELEMENTS = 1 << 24  # a new task head, or weights a checkpoint leaves to initialisation
+
+
+def check_folder_sizes(folder: Path, model_class: Any, trust_remote_code: bool = False,
+                       **kwargs: Any) -> None:
+    """Refuse a folder whose config.json describes a model far larger than its safetensors
+    files hold, before anything is allocated: the model is built on the meta device (no
+    memory) and its elements compared with the headers' (tied weights are stored once, a new
+    head is allowed). Folders with pickled weights only are checked by ``allow_pickle``."""
+    import torch
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return
+    stored = 0
+    from safetensors import safe_open
+
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                stored += sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+        except Exception as err:  # a corrupt or truncated file
+            raise ValueError(f"{file}: not a readable safetensors file ({err})") from err
+    transformers = require_transformers()
+    options = {k: v for k, v in kwargs.items() if k in ("num_labels",)}
+    concrete = issubclass(model_class, transformers.PreTrainedModel)
+    try:
+        if concrete:  # a class named by the folder itself: its own config class
+            config = model_class.config_class.from_pretrained(str(folder), **options)
+        else:  # AutoModelFor...: the config's model_type picks the class
+            config = transformers.AutoConfig.from_pretrained(
+                str(folder), trust_remote_code=trust_remote_code, **options)
+        with torch.device("meta"):
+            skeleton = (model_class(config) if concrete else
+                        model_class.from_config(config, trust_remote_code=trust_remote_code))
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise UntrustedHFCodeError(_remote_code_message(folder)) from err
+        raise ValueError(f"{folder / 'config.json'}: cannot build its model: {err}") from err
+    except Exception as err:
+        raise ValueError(f"{folder / 'config.json'}: cannot build its model: {err}") from err
+    needed = sum(p.numel() for p in skeleton.parameters())
+    if needed > 2 * stored + SPARE_ELEMENTS:
+        raise ValueError(
+            f"{folder / 'config.json'} describes a model of {needed:,} parameters, but its "
+            f"safetensors files hold {stored:,} values: refusing to allocate what the files "
+            "cannot fill")
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def save_pretrained(model: nn.Module, path: str | Path, tokenizer: Any = None,

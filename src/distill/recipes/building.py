@@ -41,7 +41,7 @@ def build_model(spec, info, seed: int | None, teacher: nn.Module | None = None) 
     Hugging Face students are made from (or beside) the ``teacher``.
     """
     if isinstance(spec, SavedSpec):
-        return load(spec.path).train()
+        return load(spec.path, trust_code=spec.trust_code).train()
     if seed is not None:
         seed_everything(seed)
     if isinstance(spec, HFLayersStudent | HFScratchStudent | HFStudent):
@@ -56,10 +56,12 @@ def _hf_student(spec, info, teacher: nn.Module | None) -> nn.Module:
 
     if isinstance(teacher, SentenceEncoder):  # a sentence encoder's student is one, too
         if isinstance(spec, HFStudent):
-            return SentenceEncoder(load_model(spec.model, "base"), teacher.normalize)
+            encoder = load_model(spec.model, "base", trust_remote_code=spec.trust_code)
+            return SentenceEncoder(encoder, teacher.normalize)
         return SentenceEncoder(_hf_student(spec, info, teacher.encoder), teacher.normalize)
     if isinstance(spec, HFStudent):
-        return load_model(spec.model, num_labels=info.num_classes)
+        return load_model(spec.model, num_labels=info.num_classes,
+                          trust_remote_code=spec.trust_code)
     if teacher is None:
         raise ValueError(f"[student] arch = '{spec.arch}' is made from the teacher; none given")
     if isinstance(spec, HFLayersStudent):

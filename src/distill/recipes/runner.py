@@ -78,6 +78,8 @@ def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
         )
     if not resume:
         shutil.rmtree(out / STAGES, ignore_errors=True)
+    for folder in (out, *sorted((out / STAGES).glob("*"))):  # what killed writes left
+        atomic.remove_temporaries(folder)
     # completion markers go first
     for name in ("metrics.json", "error.txt", "report.md", "report.html"):
         (out / name).unlink(missing_ok=True)
@@ -124,7 +126,8 @@ def load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
         from distill.hf import load_tokenizer
         from distill.hf.text import load_text_dataset
 
-        tokenizer = load_tokenizer(recipe.teacher.model)
+        tokenizer = load_tokenizer(recipe.teacher.model,
+                                   trust_remote_code=recipe.teacher.trust_code)
         train, test = (load_text_dataset(data.dataset, split, tokenizer, data.max_length,
                                          data.root) for split in ("train", "test"))
         return train, test, tokenizer

@@ -30,7 +30,7 @@ log = logging.getLogger("distill")
 
 # how the teacher's outputs are delivered, not what the teacher is
 OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path", "attention")
-_WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}}
+_WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}, "trust_code": True}
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
     if isinstance(spec, HFTeacher):
         return _hf_teacher(spec, dataset, train, test, progress, tokenizer)
     if isinstance(spec, SavedSpec):
-        return TeacherSetup(load(spec.path).eval(), spec.path)
+        return TeacherSetup(load(spec.path, trust_code=spec.trust_code).eval(), spec.path)
     folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
     if spec.cache and (folder / "config.json").is_file():
         log.info("%s: reusing %s", name, folder)
@@ -104,7 +104,8 @@ def _hf_teacher(spec: HFTeacher, dataset: str, train, test, progress, tokenizer)
     """A Hugging Face teacher, fine-tuned once on the recipe's data when asked, then cached."""
     from distill.hf import SentenceEncoder, load_model, save_pretrained
 
-    options: dict[str, Any] = {"num_labels": train.info.num_classes}
+    options: dict[str, Any] = {"num_labels": train.info.num_classes,
+                               "trust_remote_code": spec.trust_code}
     if spec.attention:
         options["attn_implementation"] = spec.attention
     if spec.task == "sentence-embedding":
