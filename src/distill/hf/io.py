@@ -141,18 +141,19 @@ def check_folder_sizes(folder: Path, model_class: Any, trust_remote_code: bool =
     files hold, before anything is allocated: the model is built on the meta device (no
     memory) and its elements compared with the headers' (tied weights are stored once, a new
     head is allowed). Folders with pickled weights only are checked by ``allow_pickle``."""
+    import math
+
     import torch
+    from safetensors import safe_open
 
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         return
     stored = 0
-    from safetensors import safe_open
-
     for file in files:
         try:
             with safe_open(str(file), framework="pt") as f:
-                stored += sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+                stored += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
         except Exception as err:  # a corrupt or truncated file
             raise ValueError(f"{file}: not a readable safetensors file ({err})") from err
     transformers = require_transformers()
@@ -179,13 +180,6 @@ def check_folder_sizes(folder: Path, model_class: Any, trust_remote_code: bool =
             f"{folder / 'config.json'} describes a model of {needed:,} parameters, but its "
             f"safetensors files hold {stored:,} values: refusing to allocate what the files "
             "cannot fill")
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def save_pretrained(model: nn.Module, path: str | Path, tokenizer: Any = None,
