@@ -206,9 +206,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         parts.append(f"speedup {metrics['speedup']:.2f}x")
     if metrics.get("compression"):
         parts.append(f"compression {metrics['compression']:.1f}x")
-    if metrics.get("gap_closed") is not None:
-        parts.append(f"gap closed {100 * metrics['gap_closed']:.1f}%")
     print(", ".join(p for p in parts if p))
+    from distill.report.formatting import findings
+
+    for line in findings(metrics):  # each difference with its interval, noise said as noise
+        print(line)
     print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/)")
     if metrics.get("teacher_path"):
         print(f"teacher: {metrics['teacher_path']}")

@@ -12,6 +12,7 @@ from distill.evaluate.latency import measure_latency
 from distill.evaluate.metrics import classification_metrics
 from distill.evaluate.predict import Predictions, predict
 from distill.evaluate.size import count_parameters, size_on_disk
+from distill.evaluate.uncertainty import accuracy_interval, paired_difference
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -118,9 +119,67 @@ def compare(
     result["retention"] = _ratio(s.get("accuracy", float("nan")), t.get("accuracy", float("nan")))
     result["speedup"] = _ratio(t["latency_ms_p50"], s["latency_ms_p50"])
     result["compression"] = _ratio(t["params"], s["params"])
+    correct = _correct(predictions)
+    if correct:
+        _add_uncertainty(result, entries, correct)
     if baseline is not None and "accuracy" in t:
         b = entries["baseline"]
         result["baseline_retention"] = _ratio(b["accuracy"], t["accuracy"])
-        gap = t["accuracy"] - b["accuracy"]
-        result["gap_closed"] = _ratio(s["accuracy"] - b["accuracy"], gap) if gap > 0 else None
+        result["gap_closed"], note = gap_closed(result.get("differences", {}),
+                                                t["accuracy"], b["accuracy"], s["accuracy"])
+        if note:
+            result["gap_closed_note"] = note
     return result
+
+
+def _correct(predictions: dict[str, Predictions]) -> dict[str, Any]:
+    """Per test sample, whether each model was right (classification with labels only)."""
+    out = {}
+    for name, pred in predictions.items():
+        if pred.labels is None or pred.logits.dim() != 2 or pred.labels.dim() != 1:
+            return {}
+        out[name] = (pred.logits.argmax(-1) == pred.labels).numpy()
+    return out
+
+
+def _add_uncertainty(result: dict[str, Any], entries: dict[str, dict[str, Any]],
+                     correct: dict[str, Any]) -> None:
+    """Every accuracy with its 95% interval over the test set, and every comparison the
+    report makes (student or baseline against the teacher, student against the baseline) as
+    a paired difference with its interval (see :mod:`distill.evaluate.uncertainty`)."""
+    for name, right in correct.items():
+        entry = entries[name]
+        entry["test_samples"] = int(right.size)
+        entry["accuracy_ci95"] = list(accuracy_interval(int(right.sum()), int(right.size)))
+    pairs = [(n, "teacher") for n in correct if n != "teacher"]
+    if "baseline" in correct:
+        pairs.append(("student", "baseline"))
+    result["differences"] = {f"{a}_vs_{b}": paired_difference(correct[a], correct[b])
+                             for a, b in pairs}
+    for stage in result.get("stages", []):
+        stage.update({k: entries[stage["name"]][k] for k in ("test_samples", "accuracy_ci95")})
+    teacher_accuracy = entries["teacher"].get("accuracy")
+    student = result["differences"].get("student_vs_teacher")
+    if student and teacher_accuracy:
+        lo, hi = student["ci95"]
+        result["retention_ci95"] = [1 + lo / teacher_accuracy, 1 + hi / teacher_accuracy]
+
+
+def gap_closed(differences: dict[str, Any], teacher: float, baseline: float,
+               student: float) -> tuple[float | None, str | None]:
+    """The share of the teacher–baseline gap the student closed, and why not when there is
+    none to report: a ratio of two differences means something only when both are beyond
+    their noise (paired 95% intervals). Without intervals (no per-sample labels) it is
+    reported as before."""
+    gap = teacher - baseline
+    if gap <= 0:
+        return None, "the baseline matched or beat the teacher: no gap to close"
+    gain = differences.get("student_vs_baseline")
+    teacher_gap = differences.get("baseline_vs_teacher")
+    if gain is not None and not gain["measurable"]:
+        return None, ("no measurable difference between student and baseline "
+                      f"(±{100 * gain['half_width']:.2f} points, 95%)")
+    if teacher_gap is not None and not teacher_gap["measurable"]:
+        return None, ("no measurable gap between teacher and baseline "
+                      f"(±{100 * teacher_gap['half_width']:.2f} points, 95%)")
+    return _ratio(student - baseline, gap), None

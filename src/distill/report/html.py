@@ -17,6 +17,7 @@ from distill.report.figures import (
     per_class_plot,
     reliability_plot,
 )
+from distill.report.formatting import findings, latency_note, pct_ci
 from distill.report.formatting import ms as _ms
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -49,7 +50,8 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _summary(metrics: dict[str, Any]) -> str:
     teacher = metrics.get("teacher") or {}
-    head = ("model", "accuracy", "retention", "agreement", "params", "size", "latency p50",
+    head = ("model", "accuracy (95% interval)", "retention", "agreement", "params", "size",
+            "latency p50",
             "latency p95", "speedup")
     body = []
     for name, e in _rows(metrics):
@@ -57,7 +59,8 @@ def _summary(metrics: dict[str, Any]) -> str:
         retention = acc / t_acc if acc is not None and t_acc else None
         speedup = (teacher["latency_ms_p50"] / e["latency_ms_p50"]
                    if teacher.get("latency_ms_p50") and e.get("latency_ms_p50") else None)
-        cells = [escape(name), _pct(acc), _pct(retention), _pct(e.get("agreement")),
+        cells = [escape(name), pct_ci(acc, e.get("accuracy_ci95")), _pct(retention),
+                 _pct(e.get("agreement")),
                  f"{e['params']:,}" if e.get("params") is not None else "–",
                  _size(e.get("size_bytes")), _ms(e.get("latency_ms_p50")),
                  _ms(e.get("latency_ms_p95")), "–" if speedup is None else f"{speedup:.2f}×"]
@@ -75,7 +78,25 @@ def _summary(metrics: dict[str, Any]) -> str:
             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
             + '<p class="meta">Retention: accuracy ÷ the teacher\'s; agreement: share of test '
             "samples where the model's top class is the teacher's; speed-up: the teacher's "
-            "batch-1 median latency ÷ the model's, measured side by side in this run.</p>")
+            "batch-1 median latency ÷ the model's, measured side by side in this run.</p>"
+            + _findings(metrics))
+
+
+def _findings(metrics: dict[str, Any]) -> str:
+    """The run's comparisons in words, noise said as noise, and why batch-1 latency fell
+    less than the parameter count."""
+    found = findings(metrics)
+    out = ""
+    if found:
+        out += ("<p><b>What the differences mean</b> (paired 95% intervals over the same test "
+                "samples; inside the interval is noise, not a finding):</p><ul>"
+                + "".join(f"<li>{escape(line)}</li>" for line in found) + "</ul>")
+    sizes = [int(k.rsplit("_b", 1)[1]) for k in (metrics.get("student") or {})
+             if k.startswith("latency_ms_p50_b")]
+    note = latency_note(metrics, max(sizes) if sizes else None)
+    if note:
+        out += f"<p><b>Latency.</b> {escape(note)}</p>"
+    return out
 
 
 def img(fig, alt: str) -> str:

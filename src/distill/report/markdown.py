@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from distill.report.formatting import findings, latency_note, pct_ci
 from distill.report.formatting import num as _num
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -22,7 +23,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
     big = _largest_batch(metrics)
     embedding = metrics.get("task") == "sentence-embedding"
     quality = (["cosine to teacher", "10-NN overlap"] if embedding
-               else ["accuracy", "agreement", "KL to teacher", "ECE"])
+               else ["accuracy (95% interval)", "agreement", "KL to teacher", "ECE"])
     columns = ["model", *quality, "params", "size", "latency p50 (b1)", "p95 (b1)"]
     columns += [f"p50 (b{big})"] if big else []
     rows = ["| " + " | ".join(columns) + " |", "|---" + "|---:" * (len(columns) - 1) + "|"]
@@ -35,7 +36,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
         if embedding:
             cells = [_num(e.get("cosine")), _pct(e.get("neighbour_overlap@10"))]
         else:
-            cells = [_pct(e.get("accuracy")), _pct(e.get("agreement")),
+            cells = [pct_ci(e.get("accuracy"), e.get("accuracy_ci95")), _pct(e.get("agreement")),
                      _num(e.get("kl_to_teacher")), _num(e.get("ece"))]
         cells += [f"{e['params']:,}", _size(e["size_bytes"]), f"{_num(e['latency_ms_p50'])} ms",
                   f"{_num(e['latency_ms_p95'])} ms"]
@@ -96,9 +97,17 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
             f"- **Gap closed** by distillation (student − baseline) / (teacher − baseline): "
             f"{_pct(metrics.get('gap_closed'))}; the baseline is the same student trained on "
             "hard labels only."
-            + (" Not defined here: the baseline matched or beat the teacher."
+            + (f" Not reported: {metrics.get('gap_closed_note') or 'no gap to close'}."
                if metrics.get("gap_closed") is None else "")
         )
+    found = findings(metrics)
+    if found:
+        lines += ["", "**What the differences mean** (paired 95% intervals over the same test "
+                  "samples; inside the interval is noise, not a finding):", ""]
+        lines += [f"- {line}" for line in found]
+    note = latency_note(metrics, _largest_batch(metrics))
+    if note:
+        lines += ["", f"**Latency.** {note}"]
     lines += _pruning(metrics)
     lines += ["", "## Plots", ""]
     for title, rel in plots.items():
