@@ -157,3 +157,20 @@ def test_hugging_face_remote_code_needs_an_explicit_opt_in(tmp_path):
     with pytest.raises(ArtifactError):
         distill.load(folder)  # names no class of transformers' own
     assert not marker.exists()
+
+
+def test_a_pinned_sha256_refuses_any_other_weights(tmp_path):
+    import hashlib
+
+    folder = distill.save(build_mlp((1, 4, 4), 3, hidden=(5,)), tmp_path / "pinned")
+    digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+    assert isinstance(distill.load(folder, sha256=digest), torch.nn.Module)
+    distill.save(build_mlp((1, 4, 4), 3, hidden=(5,)), folder)  # other weights, same shapes
+    with pytest.raises(ArtifactError, match="is not the pinned"):
+        distill.load(folder, sha256=digest)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'[data]\ndataset = "digits"\n[teacher]\npath = "{folder}"\n'
+                      f'sha256 = "{digest}"\n[student]\narch = "mlp"\nhidden = [8]\n'
+                      '[train]\nepochs = 1\n')
+    assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    assert not (tmp_path / "run" / "metrics.json").exists()

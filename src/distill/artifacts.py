@@ -167,16 +167,19 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
-         trust_code: bool = False) -> nn.Module:
+         trust_code: bool = False, sha256: str | None = None) -> nn.Module:
     """Rebuild a saved model and load its weights; returned in eval mode.
 
     A Hugging Face folder (its config.json names ``architectures``) loads with transformers.
     Nothing is unpickled unless ``allow_pickle=True`` (a whole model saved with
     ``torch.save``, or a Hugging Face folder with ``.bin`` weights only), which warns. No code
     named by the folder runs unless ``trust_code=True`` (a ``"module:function"`` factory, a
-    Hugging Face folder's own modeling code).
+    Hugging Face folder's own modeling code). ``sha256`` pins the weights file (a download,
+    a model shipped with a project): any other file is refused before it is read.
     """
     path = Path(path)
+    if sha256 is not None:
+        check_sha256(path, sha256)
     if path.is_file() and path.suffix in PICKLE_SUFFIXES:
         return _load_pickle(path, allow_pickle).to(device).eval()
     if (path / "modules.json").is_file() and (path / "1_Pooling").is_dir():
@@ -215,6 +218,23 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
         model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"],
                               **({"resized": True} if config.get("resized") else {})}
     return model.to(device).eval()
+
+
+PINNED_FILES = (WEIGHTS, "model.onnx")
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Refuse a model whose weights file is not the one pinned by ``expected``."""
+    from distill.teachers.store import sha256_of
+
+    target = path if path.is_file() else next(
+        (path / name for name in PINNED_FILES if (path / name).is_file()), None)
+    if target is None:
+        raise ArtifactError(f"{path}: no {' or '.join(PINNED_FILES)} to check against sha256")
+    found = sha256_of(target)
+    if found != expected.lower():
+        raise ArtifactError(f"{target}: sha256 {found} is not the pinned {expected}; the file "
+                            "changed since it was pinned (retrained, damaged or replaced)")
 
 
 def _build(factory, config: dict[str, Any], path: Path) -> nn.Module:

@@ -179,15 +179,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _log_steps() -> None:
+    """distill's own steps on stderr; other libraries (the ONNX exporter's optimizer passes,
+    ONNX Runtime's quantizer) only when they warn."""
     import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("distill").setLevel(logging.INFO)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
 
     from distill.recipes.loader import load_recipe
     from distill.recipes.runner import run_recipe
     from distill.report.markdown import summary_table
 
     if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        _log_steps()
     recipe = load_recipe(args.recipe)
     if args.check:
         print(f"{args.recipe}: valid")
@@ -278,13 +286,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import logging
 
     from distill.plan import plan
     from distill.plan.output import table, write_plan
     from distill.recipes.loader import load_recipe
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _log_steps()
     recipe = load_recipe(args.recipe)
     result = plan(recipe, max_latency_ms=args.max_latency_ms, min_speedup=args.min_speedup,
                   max_size_mb=args.max_size_mb, min_retention=args.min_retention,

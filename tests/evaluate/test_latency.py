@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from distill.data import ArrayDataset, DatasetInfo
 from distill.evaluate import measure_latency
-from distill.evaluate.latency import example_batch
+from distill.evaluate.latency import ROUND_WARMUP, example_batch
 
 
 class Recorder(nn.Module):
@@ -60,13 +60,15 @@ def test_runs_interleaved_in_eval_mode_with_requested_threads(data):
     measure_latency(
         {"a": a, "b": b}, data, batch_sizes=(1, 3), threads=2, warmup=2, repeats=4, rounds=2
     )
+    per_round = 2 * (ROUND_WARMUP + 2)  # 2 batch sizes x (untimed + 2 timed calls)
     for model in (a, b):
-        # warmup 2 + 4 timed runs, for each batch size
-        assert sorted(bs for bs, _, _ in model.calls) == [1] * 6 + [3] * 6
+        # warmup 2 + 4 timed runs + ROUND_WARMUP untimed calls per round, per batch size
+        calls = 2 + 4 + 2 * ROUND_WARMUP
+        assert sorted(bs for bs, _, _ in model.calls) == [1] * calls + [3] * calls
         assert {threads for _, threads, _ in model.calls} == {2}
         assert not any(training for _, _, training in model.calls)
     # warm-up model by model, then timed rounds alternate between the models
-    assert log == ["a"] * 4 + ["b"] * 4 + (["a"] * 4 + ["b"] * 4) * 2
+    assert log == ["a"] * 4 + ["b"] * 4 + (["a"] * per_round + ["b"] * per_round) * 2
     assert torch.get_num_threads() == before
     assert a.training is True and b.training is False
 

@@ -42,6 +42,14 @@ def test_an_exported_model_runs_in_onnx_runtime_like_in_pytorch(trained, tmp_pat
     evaluated = distill.evaluate_models({"onnx": loaded}, test, batch_sizes=[1],
                                         latency_repeats=3)
     assert evaluated["onnx"]["accuracy"] == pytest.approx(_accuracy(model, test), abs=1e-3)
+    # inputs that are not plain C-ordered CPU arrays are converted, not misread
+    strided = test.inputs[:5].transpose(2, 3).contiguous().transpose(2, 3)
+    assert not strided.is_contiguous()
+    with torch.no_grad():
+        expected = model(test.inputs[:5])
+    torch.testing.assert_close(loaded(strided), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(loaded(test.inputs[:5].clone().requires_grad_()), expected,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_int8_in_onnx_runtime_is_smaller_and_keeps_accuracy(tmp_path):

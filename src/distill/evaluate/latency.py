@@ -34,6 +34,9 @@ def example_batch(data, batch_size: int) -> Inputs:
     return inputs
 
 
+ROUND_WARMUP = 2  # untimed calls when a round switches model or batch size
+
+
 @torch.inference_mode()
 def measure_latency(
     models: Mapping[str, nn.Module],
@@ -48,7 +51,10 @@ def measure_latency(
     """Milliseconds per forward pass, per model and batch size, on the CPU.
 
     Models are measured in alternating rounds so that a slower or faster phase of a shared
-    machine affects all of them alike; the ratios between them are what to trust.
+    machine affects all of them alike; the ratios between them are what to trust. Each round
+    starts with two untimed calls (the model and batch size just changed, so caches and the
+    runtime's buffers are cold): the numbers are steady-state latency, as a service answering
+    a stream of requests sees it.
     """
     inputs = {bs: example_batch(data, bs) for bs in batch_sizes}
     samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in batch_sizes} for n in models}
@@ -66,6 +72,8 @@ def measure_latency(
             for runs in per_round:
                 for name, model in models.items():
                     for bs in batch_sizes:
+                        for _ in range(ROUND_WARMUP):
+                            forward(model, inputs[bs])
                         for _ in range(runs):
                             start = time.perf_counter()
                             forward(model, inputs[bs])

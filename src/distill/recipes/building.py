@@ -41,7 +41,7 @@ def build_model(spec, info, seed: int | None, teacher: nn.Module | None = None) 
     Hugging Face students are made from (or beside) the ``teacher``.
     """
     if isinstance(spec, SavedSpec):
-        return load(spec.path, trust_code=spec.trust_code).train()
+        return load(spec.path, trust_code=spec.trust_code, sha256=spec.sha256).train()
     if seed is not None:
         seed_everything(seed)
     if isinstance(spec, HFLayersStudent | HFScratchStudent | HFStudent):

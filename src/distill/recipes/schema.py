@@ -92,6 +92,8 @@ class SavedSpec(Trust):
 
     arch: Literal["saved"] = "saved"
     path: FilePath
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The weights file's sha256: any other file is refused before it is read."""
 
 
 class TeacherOutputs(Section):

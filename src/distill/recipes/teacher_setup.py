@@ -30,7 +30,8 @@ log = logging.getLogger("distill")
 
 # how the teacher's outputs are delivered, not what the teacher is
 OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path", "attention")
-_WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}, "trust_code": True}
+_WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}, "trust_code": True,
+                 "sha256": True}
 
 
 @dataclass
@@ -81,7 +82,8 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
     if isinstance(spec, HFTeacher):
         return _hf_teacher(spec, dataset, train, test, progress, tokenizer)
     if isinstance(spec, SavedSpec):
-        return TeacherSetup(load(spec.path, trust_code=spec.trust_code).eval(), spec.path)
+        model = load(spec.path, trust_code=spec.trust_code, sha256=spec.sha256)
+        return TeacherSetup(model.eval(), spec.path)
     folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
     if spec.cache and (folder / "config.json").is_file():
         log.info("%s: reusing %s", name, folder)
