@@ -219,7 +219,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     for line in findings(metrics):  # each difference with its interval, noise said as noise
         print(line)
-    print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/)")
+    from distill.report.formatting import plain_summary
+
+    summary = plain_summary(metrics)
+    if summary:
+        print(summary)
+    print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/); "
+          f"open {out / 'report.html'} for the whole report")
     if metrics.get("teacher_path"):
         print(f"teacher: {metrics['teacher_path']}")
     return 0

@@ -195,3 +195,16 @@ def test_compare_pools_seeds_of_one_recipe(tmp_path):
     table = runs_table(folders)
     assert "x, 3 seeds: student 93.00 ± 0.20%" in table
     assert "student beats baseline" in table and "over seeds" in table
+
+
+def test_the_plain_summary_names_the_cost_only_when_it_is_measurable():
+    from distill.report.formatting import plain_summary
+
+    metrics = {"retention": 0.9912, "speedup": 6.1, "compression": 10.7,
+               "differences": {"student_vs_teacher": {"difference": -0.0081, "measurable": True,
+                                                      "half_width": 0.0038}}}
+    text = plain_summary(metrics)
+    assert "10.70× fewer parameters" in text and "6.10× faster" in text
+    assert "0.81 points of accuracy" in text
+    metrics["differences"]["student_vs_teacher"]["measurable"] = False
+    assert "no measurable loss of accuracy" in plain_summary(metrics)

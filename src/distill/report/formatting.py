@@ -65,19 +65,49 @@ def _sentence(text: str) -> str:
 
 
 def latency_note(metrics: dict[str, Any], batch: int | None) -> str | None:
-    """Why a model many times smaller is not as many times faster at batch 1."""
+    """Why a model many times smaller is not as many times faster at batch 1: the share of
+    each model's batch-1 call that is fixed cost, and what the deployed runtime changed."""
     teacher, student = metrics.get("teacher") or {}, metrics.get("student") or {}
+    stages = metrics.get("stages") or []
     if batch is None or not teacher or not student:
         return None
-    t, s = overhead(teacher, batch), overhead(student, batch)
-    one, many = teacher.get(f"latency_ms_p50_b{batch}"), student.get(f"latency_ms_p50_b{batch}")
-    if t is None or s is None or not (_number(one) and _number(many)) or many <= 0:
+    eager = stages[0] if stages else student  # the distilled student before any export
+    shares = [(name, overhead(e, batch)) for name, e in
+              (("the teacher", teacher), ("the student in PyTorch", eager))]
+    if shares[0][1] is None or shares[1][1] is None:
         return None
-    return (f"At batch 1, {pct(t)} of the teacher's latency and {pct(s)} of the student's is "
-            f"fixed cost per call (framework overhead: 1 − per-sample time at batch {batch} ÷ "
-            "batch-1 time), which shrinking the model does not remove; per sample at batch "
-            f"{batch} the student is {one / many:.2f}× faster. A runtime with less overhead per "
-            "call (ONNX Runtime: a [[stages]] export) is what buys batch-1 speed.")
+    t, e = teacher.get("latency_ms_p50"), eager.get("latency_ms_p50")
+    arithmetic = _div(teacher.get(f"latency_ms_p50_b{batch}"),
+                      eager.get(f"latency_ms_p50_b{batch}"))
+    text = (f"Parameters are not latency: the student has "
+            f"{ratio(_div(teacher.get('params'), eager.get('params')))} fewer parameters, but "
+            f"per sample at batch {batch} (mostly arithmetic) it is {ratio(arithmetic)} faster, "
+            f"and at batch 1 in PyTorch {ratio(_div(t, e))}, where {pct(shares[0][1])} of the "
+            f"teacher's time and {pct(shares[1][1])} of the student's is fixed cost per call "
+            f"(framework overhead, estimated as 1 − per-sample time at batch {batch} ÷ batch-1 "
+            "time).")
+    if eager is not student:
+        text += (f" After the pipeline's last stage it answers in "
+                 f"{ms(student.get('latency_ms_p50'))}, {ratio(metrics.get('speedup'))} the "
+                 "teacher's speed: the deployment runtime bought the rest.")
+    return text
+
+
+def _div(a: Any, b: Any) -> float | None:
+    return a / b if _number(a) and _number(b) and b else None
+
+
+def plain_summary(metrics: dict[str, Any]) -> str | None:
+    """The run in a sentence: what the student gained, what it cost."""
+    diff = (metrics.get("differences") or {}).get("student_vs_teacher")
+    if not _number(metrics.get("retention")) or not _number(metrics.get("speedup")):
+        return None
+    cost = ("no measurable loss of accuracy" if diff is not None and not diff["measurable"]
+            else f"{abs(100 * diff['difference']):.2f} points of accuracy" if diff is not None
+            else f"{pct(1 - metrics['retention'])} of its accuracy")
+    return (f"In short: the student has {ratio(metrics.get('compression'))} fewer parameters "
+            f"and answers {ratio(metrics['speedup'])} faster at batch 1 than the teacher, for "
+            f"{cost} (it keeps {pct(metrics['retention'])}).")
 
 
 def overhead(entry: dict[str, Any], batch: int) -> float | None:
