@@ -48,7 +48,9 @@ def main() -> int:
 
     test = load_dataset("fashion-mnist", "test")
     if args.retrain:
-        recipe = load_recipe(SOURCE)
+        recipe = load_recipe(SOURCE)  # trained from scratch, never taken from distill's cache
+        recipe = recipe.model_copy(update={"teacher": recipe.teacher.model_copy(
+            update={"cache": False})})
         train = load_dataset("fashion-mnist", "train")
         started = time.perf_counter()
         setup = get_teacher(recipe, train, test, progress=None)
