@@ -37,7 +37,8 @@ from distill.losses import KDLoss
 from distill.plan.candidates import Candidate, candidate_recipe, candidates
 from distill.plan.frontier import choose, pareto
 from distill.recipes.building import build_model, train_kwargs
-from distill.recipes.schema import DistillStage, ExportStage, Recipe
+from distill.recipes.schema import Recipe
+from distill.recipes.stage_specs import DistillStage, ExportStage
 from distill.recipes.stages import apply_stage
 from distill.teachers import PrecomputedTeacher
 

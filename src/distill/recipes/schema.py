@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     NonNegativeFloat,
@@ -16,6 +14,7 @@ from pydantic import (
 )
 
 from distill.data import TEXT_DATASETS
+from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
     MAX_COUNT,
     ConfigValue,
@@ -29,16 +28,10 @@ from distill.recipes.values import (
     NameOrPath,
     NonNegativeCount,
     RunName,
+    Section,
     Seed,
     Threads,
 )
-
-
-class Section(BaseModel):
-    """Every table: unknown fields refused, and no float field takes inf or nan (a run
-    would only find out after training to NaN)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TrainSpec(Section):
@@ -305,57 +298,6 @@ class EvaluateSpec(Section):
     threads: Threads = 1
     batch_sizes: list[Count] = Field(default=[1, 64], min_length=1)
     latency_repeats: Count = 50
-
-
-class PruneStage(Section):
-    """Prune the current student (structured: a smaller dense model; masks: zeros)."""
-
-    kind: Literal["prune"]
-    method: Literal["structured", "magnitude", "2:4"] = "structured"
-    ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
-
-
-class DistillStage(Section):
-    """Distil the current student from the recipe's teacher again (e.g. to recover after
-    pruning), with the [train] settings unless overridden here; output loss only."""
-
-    kind: Literal["distill"]
-    epochs: Count | None = None
-    lr: PositiveFloat | None = None
-
-
-class QuantizeStage(Section):
-    """Quantize the current student: ``dynamic``/``static`` int8 after training, ``qat``
-    (fake-quantized, distilled from the teacher for ``epochs``, then int8), weight-only
-    ``int8-weights``/``int4-weights``, or a ``float16``/``bfloat16`` cast."""
-
-    kind: Literal["quantize"]
-    method: Literal["dynamic", "static", "qat", "int8-weights", "int4-weights", "float16",
-                    "bfloat16"]
-    epochs: Count = 1
-    lr: PositiveFloat | None = None
-    calibration_batches: Count = 16
-    group_size: Count = 32
-
-
-class ExportStage(Section):
-    """Export the current student to ONNX (checked against PyTorch), optionally int8 in ONNX
-    Runtime; the run's final student is then the ONNX folder."""
-
-    kind: Literal["export"]
-    format: Literal["onnx"] = "onnx"
-    int8: Literal["none", "dynamic", "static"] = "none"
-    calibration_batches: Count = 16
-
-
-StageSpec = Annotated[
-    Union[  # noqa: UP007
-        Annotated[PruneStage, Tag("prune")], Annotated[DistillStage, Tag("distill")],
-        Annotated[QuantizeStage, Tag("quantize")], Annotated[ExportStage, Tag("export")],
-    ],
-    Discriminator(lambda v: v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)),
-]
 
 
 class Recipe(Section):

@@ -29,13 +29,8 @@ from distill.batches import Batches
 from distill.hf.io import is_hf_model
 from distill.losses import KDLoss
 from distill.recipes.building import train_kwargs
-from distill.recipes.schema import (
-    DistillStage,
-    ExportStage,
-    PruneStage,
-    QuantizeStage,
-    Recipe,
-)
+from distill.recipes.schema import Recipe
+from distill.recipes.stage_specs import DistillStage, ExportStage, PruneStage, QuantizeStage
 
 log = logging.getLogger("distill")
 STAGES = "stages"

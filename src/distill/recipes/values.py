@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_COUNT = 2**31 - 1
 """Any count (epochs, batch size, widths, repeats, k, ...): int32, what torch, numpy and the C
@@ -141,3 +141,10 @@ Layer = Annotated[int | str, BeforeValidator(_layer)]
 """A transformer block: its number, or its module's name."""
 ConfigValue = Annotated[bool | int | float | str, BeforeValidator(_config_value)]
 """A Hugging Face config field's value: int32, finite, or a checked string."""
+
+
+class Section(BaseModel):
+    """Every table: unknown fields refused, and no float field takes inf or nan (a run
+    would only find out after training to NaN)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -1,0 +1,60 @@
+"""The ``[[stages]]`` tables of a recipe: what each pipeline step after distillation takes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Discriminator, Field, PositiveFloat, Tag
+
+from distill.recipes.values import Count, Section
+
+
+class PruneStage(Section):
+    """Prune the current student (structured: a smaller dense model; masks: zeros)."""
+
+    kind: Literal["prune"]
+    method: Literal["structured", "magnitude", "2:4"] = "structured"
+    ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
+
+
+class DistillStage(Section):
+    """Distil the current student from the recipe's teacher again (e.g. to recover after
+    pruning), with the [train] settings unless overridden here; output loss only."""
+
+    kind: Literal["distill"]
+    epochs: Count | None = None
+    lr: PositiveFloat | None = None
+
+
+class QuantizeStage(Section):
+    """Quantize the current student: ``dynamic``/``static`` int8 after training, ``qat``
+    (fake-quantized, distilled from the teacher for ``epochs``, then int8), weight-only
+    ``int8-weights``/``int4-weights``, or a ``float16``/``bfloat16`` cast."""
+
+    kind: Literal["quantize"]
+    method: Literal["dynamic", "static", "qat", "int8-weights", "int4-weights", "float16",
+                    "bfloat16"]
+    epochs: Count = 1
+    lr: PositiveFloat | None = None
+    calibration_batches: Count = 16
+    group_size: Count = 32
+
+
+class ExportStage(Section):
+    """Export the current student to ONNX (checked against PyTorch), optionally int8 in ONNX
+    Runtime; the run's final student is then the ONNX folder."""
+
+    kind: Literal["export"]
+    format: Literal["onnx"] = "onnx"
+    int8: Literal["none", "dynamic", "static"] = "none"
+    calibration_batches: Count = 16
+
+
+StageSpec = Annotated[
+    Union[  # noqa: UP007
+        Annotated[PruneStage, Tag("prune")], Annotated[DistillStage, Tag("distill")],
+        Annotated[QuantizeStage, Tag("quantize")], Annotated[ExportStage, Tag("export")],
+    ],
+    Discriminator(lambda v: v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)),
+]
