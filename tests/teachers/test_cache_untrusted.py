@@ -33,6 +33,16 @@ def _build(model, data, folder, kind):
                          **SETTINGS[kind])
 
 
+def _build_counting(model, data, folder, kind):
+    """Build (or resume) a cache; the cache and how many rows the teacher computed for it."""
+    seen = []
+    handle = model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
+    try:
+        return _build(model, data, folder, kind), sum(seen)
+    finally:
+        handle.remove()
+
+
 def _all_rows(cache):
     return cache.logits(torch.zeros(1), torch.arange(cache.rows))
 
@@ -307,13 +317,8 @@ def test_a_build_killed_after_its_last_shard_is_completed_on_the_next_call(tmp_p
     assert not manifest["complete"] and manifest["shards"][-1]["stop"] == ROWS
     assert list(folder.glob(".manifest.json.*.tmp"))  # the killed write's leftover
 
-    seen = []
-    handle = model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
-    try:
-        resumed = _build(model, data, folder, "dense")
-    finally:
-        handle.remove()
-    assert seen == []  # nothing computed again
+    resumed, computed = _build_counting(model, data, folder, "dense")
+    assert computed == 0  # nothing computed again
     assert json.loads((folder / "manifest.json").read_text())["complete"]
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
     assert _same(_all_rows(resumed), reference["dense"][1])
@@ -332,13 +337,8 @@ def test_a_build_killed_after_its_last_shard_resumes_from_what_is_on_disk(tmp_pa
     if damaged:
         last = folder / shard_file(4, "rest")
         last.write_bytes(last.read_bytes()[:-3])
-    seen = []
-    handle = model.register_forward_hook(lambda m, args, out: seen.append(len(args[0])))
-    try:
-        resumed = _build(model, data, folder, "topk")
-    finally:
-        handle.remove()
-    assert sum(seen) == (ROWS - 4 * SHARD_ROWS if damaged else 0)
+    resumed, computed = _build_counting(model, data, folder, "topk")
+    assert computed == (ROWS - 4 * SHARD_ROWS if damaged else 0)
     assert not list(folder.glob(".*.tmp"))
     assert _same(_all_rows(resumed), reference["topk"][1], exact=not damaged)
 
