@@ -307,9 +307,6 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     teacher_path, teacher_acc = get_teacher(teacher_train, threads=args.jobs, limit=limit)
-    assistant_path = None
-    if any(v.via_assistant for v in variants):
-        assistant_path = get_assistant(teacher_path, limit, assistant_epochs, threads=args.jobs)
     jobs = [(v, s) for v in variants for s in range(seeds)]
     # cheap rows first, so that an interrupted run has the headline rows
     jobs.sort(key=lambda job: job[0].augment != "none")
@@ -321,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     keys = {job: job_key(job[0], job[1], teacher_path, limit) for job in jobs}
     results: list[JobResult] = [done[keys[job]] for job in jobs if keys[job] in done]
     todo = [job for job in jobs if keys[job] not in done]
+    assistant_path = None  # trained only when a job still to do learns from it
+    if any(v.via_assistant for v, _ in todo):
+        assistant_path = get_assistant(teacher_path, limit, assistant_epochs, threads=args.jobs)
     print(f"{len(jobs)} jobs ({len(results)} done earlier) on {args.jobs} processes", flush=True)
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     models = {"teacher": distill.load(teacher_path)}
     for name in sorted({v.student for v in variants}):
         models[name] = distill.build_cnn((1, 28, 28), 10, **STUDENTS[name])
-    if assistant_path:
-        models["assistant"] = distill.load(assistant_path)
+    if any(v.via_assistant for v in variants):  # its size and speed: the architecture's own
+        models["assistant"] = distill.build_cnn((1, 28, 28), 10, **ASSISTANT)
     latency_data = load_fashion_mnist("test").subset(torch.arange(64))
     lat = distill.measure_latency(models, latency_data, batch_sizes=(1,), threads=1, repeats=200)
     latency = {name: v[1]["p50"] for name, v in lat.items()}
@@ -358,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - started,
         "teacher": {"spec": TEACHER, "train": teacher_train, "accuracy": teacher_acc},
         "students": STUDENTS,
-        "assistant": {"spec": ASSISTANT, "kd": ASSISTANT_KD} if assistant_path else None,
+        "assistant": ({"spec": ASSISTANT, "kd": ASSISTANT_KD}
+                      if any(v.via_assistant for v in variants) else None),
         "params": params,
         "latency_ms_p50_b1": latency,
         "rows": rows,
