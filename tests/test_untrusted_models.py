@@ -64,7 +64,7 @@ def test_a_registered_name_loads_and_a_trusted_path_is_the_callers_choice(tmp_pa
     try:  # registering it is the other way to vouch for it
         assert isinstance(distill.load(saved), torch.nn.Sequential)
     finally:
-        ARCHITECTURES.pop("distill.students:build_mlp")
+        ARCHITECTURES.unregister("distill.students:build_mlp")
 
 
 def test_config_sizes_beyond_the_weights_are_refused_before_anything_is_built(tmp_path):
@@ -96,7 +96,7 @@ def test_a_tiny_resized_file_cannot_declare_huge_layers(tmp_path):
         with pytest.raises(ArtifactError, match="does not match"):
             distill.load(folder)
     finally:
-        ARCHITECTURES.pop("probe-mlp")
+        ARCHITECTURES.unregister("probe-mlp")
     assert built_on == ["meta"]  # checked on the meta device, never built for real
 
 

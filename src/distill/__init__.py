@@ -9,7 +9,7 @@ Three ways in:
 
 from distill.api import DistillResult, distill, train_model
 from distill.artifacts import load, save
-from distill.engine import Callback, NonFiniteLossError, TrainConfig
+from distill.engine import Callback, NonFiniteLossError, TrainConfig, TrainSettings
 from distill.evaluate import compare, evaluate_models, measure_latency
 from distill.losses import (
     AttentionLoss,
@@ -50,6 +50,7 @@ __all__ = [
     "TokenKDLoss",
     "TopKTargets",
     "TrainConfig",
+    "TrainSettings",
     "__version__",
     "born_again",
     "build",

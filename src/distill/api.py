@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from distill.data.augment import make_augmentation
 from distill.engine.callbacks import Callback
-from distill.engine.config import TrainConfig
+from distill.engine.config import TrainConfig, TrainSettings
 from distill.engine.loop import fit
 from distill.evaluate.size import count_parameters
 from distill.losses.base import DistillationLoss
@@ -31,20 +29,6 @@ class DistillResult:
     student: nn.Module
     metrics: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _augmentation(augment: str | Callable | None) -> Callable | None:
-    return make_augmentation(augment) if isinstance(augment, str) else augment
-
-
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def _config(arguments: dict[str, Any]) -> TrainConfig:
-    """The TrainConfig named by a public function's keyword arguments (its ``locals()``)."""
-    settings = {k: v for k, v in arguments.items() if k in _CONFIG_FIELDS}
-    settings["augment"] = _augmentation(settings.get("augment"))
-    return TrainConfig(**settings)
 
 
 def _result(model: nn.Module, fitted, config: TrainConfig) -> DistillResult:
@@ -68,27 +52,11 @@ def distill(
     *,
     eval: Any = None,  # noqa: A002 - the name users expect
     loss: DistillationLoss | None = None,
-    epochs: int = 1,
-    batch_size: int = 128,
-    lr: float = 3e-3,
-    optimizer: str = "adamw",
-    weight_decay: float = 5e-4,
-    schedule: str = "cosine",
-    warmup_ratio: float = 0.1,
-    grad_clip: float | None = None,
-    accumulate: int = 1,
-    precision: str = "fp32",
-    augment: str | Callable | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    num_threads: int | None = None,
+    config: TrainSettings | None = None,
     checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-    distributed: str = "ddp",
     callbacks: Sequence[Callback] = (),
-    progress: bool | None = None,
     precompute_teacher: bool = False,
-    on_policy: Any = None,
+    **settings: Any,
 ) -> DistillResult:
     """Train ``student`` to imitate ``teacher`` on ``train``; return the student and its metrics.
 
@@ -111,10 +79,17 @@ def distill(
     same result as a run that was never interrupted. Under ``torchrun`` the processes train
     together: ``distributed="ddp"`` replicates the student, ``"fsdp"`` shards its parameters,
     gradients and optimizer states among them (FSDP2's ``fully_shard``).
+
+    The training settings are :class:`TrainConfig`'s fields (``epochs``, ``batch_size``,
+    ``lr``, ``optimizer``, ``weight_decay``, ``schedule``, ``warmup_ratio``, ``grad_clip``,
+    ``accumulate``, ``precision``, ``augment``, ``seed``, ``device``, ``num_threads``,
+    ``resume``, ``distributed``, ``progress``, ``on_policy``, …): pass them as keywords, or a
+    ``config`` (a :class:`TrainConfig`, or a recipe's ``[train]`` table) that keywords override.
+    An unknown name is a TypeError with a "did you mean"; a bad value names the setting.
     """
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
-    config = _config(locals())
+    config = TrainConfig.from_settings(config, **settings)
     if precompute_teacher:
         if config.augment is not None:
             raise ValueError(
@@ -122,8 +97,8 @@ def distill(
                 "follow augmented views; drop augment= or keep the teacher online"
             )
         if isinstance(teacher, nn.Module):
-            teacher = PrecomputedTeacher.from_module(teacher, train, device=device,
-                                                     progress=progress)
+            teacher = PrecomputedTeacher.from_module(teacher, train, device=config.device,
+                                                     progress=config.progress)
     loss = loss if loss is not None else KDLoss(DEFAULT_TEMPERATURE, DEFAULT_ALPHA)
     fitted = fit(
         student, train, loss=loss, teacher=teacher, eval_data=eval, config=config,
@@ -138,29 +113,17 @@ def train_model(
     *,
     eval: Any = None,  # noqa: A002
     loss: DistillationLoss | None = None,
-    epochs: int = 1,
-    batch_size: int = 128,
-    lr: float = 3e-3,
-    optimizer: str = "adamw",
-    weight_decay: float = 5e-4,
-    schedule: str = "cosine",
-    warmup_ratio: float = 0.1,
-    grad_clip: float | None = None,
-    accumulate: int = 1,
-    precision: str = "fp32",
-    augment: str | Callable | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    num_threads: int | None = None,
+    config: TrainSettings | None = None,
     checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-    distributed: str = "ddp",
     callbacks: Sequence[Callback] = (),
-    progress: bool | None = None,
     description: str = "train",
+    **settings: Any,
 ) -> DistillResult:
-    """Train on hard labels alone, through the same loop: for teachers and baselines."""
-    config = _config(locals())
+    """Train on hard labels alone, through the same loop: for teachers and baselines.
+
+    Settings as in :func:`distill`: keywords, or a ``config`` that keywords override.
+    """
+    config = TrainConfig.from_settings(config, **settings)
     fitted = fit(
         model, train, loss=loss or HardLabelLoss(), teacher=None, eval_data=eval, config=config,
         callbacks=callbacks, checkpoint_dir=checkpoint_dir, description=description,

@@ -7,9 +7,13 @@ Augmenting whole batches on the training device keeps that consistency for free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from distill.registry import Registry
 
 
 class FlipShift:
@@ -46,11 +50,16 @@ class FlipShift:
         return f"FlipShift(pad={self.pad}, flip={self.flip})"
 
 
-AUGMENTATIONS = {"none": None, "flip-shift": FlipShift}
+def _no_augmentation() -> None:
+    return None
 
 
-def make_augmentation(name: str):
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; choose from {sorted(AUGMENTATIONS)}")
-    factory = AUGMENTATIONS[name]
-    return None if factory is None else factory()
+AUGMENTATIONS: Registry[Callable[[], Callable | None]] = Registry("augmentation")
+"""Names → factories of batch augmentations (``"none"``'s makes nothing)."""
+AUGMENTATIONS.register("none", _no_augmentation)
+AUGMENTATIONS.register("flip-shift", FlipShift)
+
+
+def make_augmentation(name: str) -> Callable | None:
+    """The augmentation registered as ``name`` (None for ``"none"``)."""
+    return AUGMENTATIONS.get(name)()

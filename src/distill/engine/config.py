@@ -2,75 +2,146 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+)
 from torch import nn
+
+from distill.data.augment import AUGMENTATIONS
+from distill.values import Count, Device, Fraction, Seed, Threads
 
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["cosine", "linear", "constant"]
 Precision = Literal["fp32", "bf16", "auto"]
 
 
-@dataclass
-class TrainConfig:
-    """How to train. Defaults suit small students; the recipes override what they need."""
+class TrainSettings(BaseModel):
+    """How to train: the one declaration of every setting a recipe's ``[train]`` table, the
+    one-call API's keywords and the engine share. Defaults suit small students."""
 
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float = 3e-3
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+    epochs: Count = 1
+    batch_size: Count = 128
+    lr: PositiveFloat = 3e-3
     optimizer: Optimizer = "adamw"
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
+    weight_decay: NonNegativeFloat = 5e-4
+    momentum: Fraction = 0.9
+    """SGD's momentum (Nesterov when above 0); the Adam optimizers ignore it."""
     schedule: Schedule = "cosine"
-    warmup_ratio: float = 0.1
-    grad_clip: float | None = None
-    accumulate: int = 1  # optimizer step every this many batches (gradients summed)
-    precision: Precision = "fp32"  # "bf16": autocast; "auto": bf16 on GPUs that have it
-    seed: int = 0
-    distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate, or shard the student
-    resume: bool = False  # continue from checkpoint_dir's last complete epoch, if any
-    device: str = "cpu"
-    num_threads: int | None = None
-    augment: Callable | None = None
-    on_policy: Any = None  # a distill.lm.OnPolicy: some batches become the student's own text
-    eval_batch_size: int = 512
-    channels_last: bool | None = None  # None: on for models with 2-D convolutions
-    progress: bool | None = None  # None: show a bar when attached to a terminal
+    warmup_ratio: Fraction = 0.1
+    grad_clip: PositiveFloat | None = None
+    accumulate: Count = 1
+    """Optimizer step every this many batches: an effective batch of accumulate × batch_size."""
+    precision: Precision = "fp32"
+    """``bf16``: forward passes under bfloat16 autocast; ``auto``: bf16 on GPUs that have it."""
+    seed: Seed = 0
+    """0 ≤ seed < 2**32 (what numpy's seeding takes)."""
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    """Under torchrun: ``ddp`` replicates the student on every process, ``fsdp`` shards it."""
+    device: Device = "cpu"
+    threads: Threads | None = Field(None, validation_alias=AliasChoices("threads", "num_threads"))
+    """torch's CPU threads while training (None: torch's default); also ``num_threads``."""
+    augment: str = "none"
+    """Applied per batch; a distilled student's teacher labels the very same views."""
 
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "accumulate": isinstance(self.accumulate, int) and self.accumulate >= 1,
-            "grad_clip": self.grad_clip is None or self.grad_clip > 0,
-            "seed": isinstance(self.seed, int) and -(2**63) <= self.seed < 2**64,  # torch's range
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"invalid training setting {name}={getattr(self, name)!r}")
-        if self.optimizer not in ("adamw", "adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.distributed not in ("ddp", "fsdp"):
-            raise ValueError(f"distributed must be 'ddp' or 'fsdp', got {self.distributed!r}")
-        if self.precision not in ("fp32", "bf16", "auto"):
-            raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
-        if self.schedule not in ("cosine", "linear", "constant"):
-            raise ValueError(
-                f"schedule must be 'cosine', 'linear' or 'constant', got {self.schedule!r}"
-            )
+    @field_validator("augment")
+    @classmethod
+    def _known_augmentation(cls, value: str) -> str:
+        AUGMENTATIONS.canonical(value)  # an unknown name: "did you mean", and the choices
+        return value
+
+
+class TrainConfig(TrainSettings):
+    """:class:`TrainSettings` plus what only a Python caller can hand over (an augmentation
+    callable, an on-policy sampler) and how a call reports and resumes."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    augment: str | Callable | None = None  # type: ignore[assignment]
+    on_policy: Any = None
+    """A :class:`distill.lm.OnPolicy`: some batches become the student's own text."""
+    resume: bool = False
+    """Continue from ``checkpoint_dir``'s last complete epoch, if any."""
+    eval_batch_size: Count = 512
+    channels_last: bool | None = None
+    """None: on for models with 2-D convolutions."""
+    progress: bool | None = None
+    """None: show a bar when attached to a terminal."""
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augmentation(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            AUGMENTATIONS.canonical(value)
+            return None if value == "none" else value
+        if value is not None and not callable(value):
+            raise ValueError(f"must be an augmentation's name ({', '.join(AUGMENTATIONS)}) or "
+                             f"a callable on input batches, not {type(value).__name__}")
+        return value
+
+    def __init__(self, **settings: Any):
+        try:
+            super().__init__(**settings)
+        except ValidationError as err:
+            raise settings_error(err, "training setting") from None
+
+    @classmethod
+    def from_settings(cls, config: TrainSettings | None = None, **overrides: Any) -> TrainConfig:
+        """``config`` (or the defaults) with ``overrides`` applied, checked as a whole."""
+        base = config.model_dump() if config is not None else {}
+        return cls(**{**base, **overrides})
+
+    @property
+    def num_threads(self) -> int | None:
+        return self.threads
+
+    def augmentation(self) -> Callable | None:
+        """The batch augmentation to apply (a registered name made into its callable)."""
+        if isinstance(self.augment, str):
+            return AUGMENTATIONS.get(self.augment)()
+        return self.augment
 
     def describe(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["augment"] = repr(self.augment) if self.augment is not None else None
-        d["on_policy"] = repr(self.on_policy) if self.on_policy is not None else None
-        return d
+        """Every setting as plain JSON values (callables by their repr)."""
+        settings = self.model_dump(exclude={"augment", "on_policy"})
+        settings["augment"] = self.augment if not callable(self.augment) else repr(self.augment)
+        settings["on_policy"] = repr(self.on_policy) if self.on_policy is not None else None
+        settings["num_threads"] = self.threads  # the name checkpoints were written with
+        return settings
+
+
+def settings_error(err: ValidationError, what: str) -> Exception:
+    """One readable error for the first bad setting: its name, its value, what is allowed.
+
+    A name that is no setting at all is a TypeError with a "did you mean", as Python raises for
+    an unknown keyword argument; a bad value is a ValueError.
+    """
+    first = err.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "?"
+    if first["type"] == "extra_forbidden":
+        fields = sorted({*TrainConfig.model_fields, "num_threads"})
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (settings: {', '.join(fields)})"
+        return TypeError(f"unknown {what} {name!r}{hint}")
+    if first["type"] == "literal_error":
+        expected = first.get("ctx", {}).get("expected", "")
+        return ValueError(f"{name} must be {expected}, got {first['input']!r}")
+    message = first["msg"].removeprefix("Value error, ")
+    return ValueError(f"invalid {what} {name}={first['input']!r}: {message}")
 
 
 def autocast_dtype(config: TrainConfig) -> torch.dtype | None:

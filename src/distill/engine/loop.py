@@ -147,6 +147,7 @@ class _Run:
         self.model, self.loss, self.signal, self.config = model, loss, signal, config
         self.description, self.channels_last = description, channels_last
         self.device = torch.device(config.device)
+        self.augment = config.augmentation()
         model.to(self.device)
         loss.to(self.device)
         if config.on_policy is not None and not isinstance(signal, OnlineTeacher):
@@ -221,10 +222,10 @@ class _Run:
 
     def _inputs(self, batch) -> Any:
         inputs = to_device(batch.inputs, self.device)
-        if self.config.augment is not None:
+        if self.augment is not None:
             if not isinstance(inputs, Tensor):
                 raise TypeError("augment= works on tensor inputs, not dict batches")
-            inputs = self.config.augment(inputs)  # once: teacher and student see this view
+            inputs = self.augment(inputs)  # once: teacher and student see this view
         if self.channels_last and isinstance(inputs, Tensor) and inputs.dim() == 4:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs

@@ -19,14 +19,9 @@ from distill.students.builders import build
 
 
 def train_kwargs(spec: TrainSpec) -> dict[str, Any]:
-    return dict(
-        epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
-        weight_decay=spec.weight_decay, schedule=spec.schedule, warmup_ratio=spec.warmup_ratio,
-        grad_clip=spec.grad_clip, accumulate=spec.accumulate, precision=spec.precision,
-        seed=spec.seed, distributed=spec.distributed, device=spec.device,
-        num_threads=spec.threads,
-        augment=spec.augment,
-    )
+    """A recipe's training table as the keywords of ``distill``/``train_model``: the same
+    settings model, so the names are the same."""
+    return spec.model_dump()
 
 
 def arch_kwargs(spec) -> dict[str, Any]:

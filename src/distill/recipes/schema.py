@@ -14,12 +14,12 @@ from pydantic import (
 )
 
 from distill.data import TEXT_DATASETS
+from distill.engine.config import TrainSettings
 from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
     MAX_COUNT,
     ConfigValue,
     Count,
-    Device,
     FilePath,
     Fraction,
     Identifier,
@@ -29,34 +29,15 @@ from distill.recipes.values import (
     NonNegativeCount,
     RunName,
     Section,
-    Seed,
     Threads,
 )
 
 
-class TrainSpec(Section):
-    """Optimisation settings: ``[train]``, ``[teacher.train]`` and ``[baseline.train]``."""
+class TrainSpec(TrainSettings, Section):
+    """Optimisation settings: ``[train]``, ``[teacher.train]`` and ``[baseline.train]``; the
+    engine's own :class:`TrainSettings`, with more epochs by default."""
 
     epochs: Count = 10
-    batch_size: Count = 128
-    lr: PositiveFloat = 3e-3
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    weight_decay: NonNegativeFloat = 5e-4
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_ratio: Fraction = 0.1
-    grad_clip: PositiveFloat | None = None
-    accumulate: Count = 1
-    """Optimizer step every this many batches: an effective batch of accumulate × batch_size."""
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    """``bf16``: forward passes under bfloat16 autocast; ``auto``: bf16 on GPUs that have it."""
-    seed: Seed = 0
-    """0 ≤ seed < 2**32 (what numpy's seeding takes)."""
-    distributed: Literal["ddp", "fsdp"] = "ddp"
-    """Under torchrun: ``ddp`` replicates the student on every process, ``fsdp`` shards it."""
-    device: Device = "cpu"
-    threads: Threads | None = None
-    augment: Literal["none", "flip-shift"] = "none"
-    """Applied per batch; a distilled student's teacher labels the very same views."""
 
 
 class MLPSpec(Section):

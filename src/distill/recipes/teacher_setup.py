@@ -44,7 +44,7 @@ class TeacherSetup:
 
 # training settings added after teachers were first cached: at their defaults they leave the
 # fingerprint as it was, so existing caches stay valid
-_LATER_DEFAULTS = {"accumulate": 1, "precision": "fp32", "distributed": "ddp"}
+_LATER_DEFAULTS = {"accumulate": 1, "precision": "fp32", "distributed": "ddp", "momentum": 0.9}
 
 
 def _without_later_defaults(value: Any) -> Any:

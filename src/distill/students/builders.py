@@ -13,14 +13,17 @@ from typing import Any
 
 from torch import nn
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+from distill.registry import Registry
+
+ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("architecture")
 
 
 def register_architecture(name: str):
-    """Make a model factory loadable by name from a saved config."""
+    """Make a model factory loadable by name from a saved config (a later registration of the
+    same name replaces the earlier one)."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        ARCHITECTURES[name] = factory
+        ARCHITECTURES.register(name, factory, replace=True)
         return factory
 
     return wrap
@@ -113,9 +116,5 @@ def build_cnn(
 
 
 def build(architecture: str, **kwargs: Any) -> nn.Module:
-    """Build a registered architecture by name."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; registered: {sorted(ARCHITECTURES)}"
-        )
-    return ARCHITECTURES[architecture](**kwargs)
+    """Build a registered architecture by name (an unknown name: a ValueError with the choices)."""
+    return ARCHITECTURES.get(architecture)(**kwargs)
