@@ -14,12 +14,10 @@ from distill.engine.config import TrainConfig, TrainSettings
 from distill.engine.loop import fit
 from distill.evaluate.size import count_parameters
 from distill.losses.base import DistillationLoss
-from distill.losses.soft_targets import HardLabelLoss, KDLoss
+from distill.losses.soft_targets import HardLabelLoss
+from distill.tasks import Task, resolve_task
+from distill.tasks.classification import DEFAULT_ALPHA, DEFAULT_TEMPERATURE  # noqa: F401
 from distill.teachers.precomputed import PrecomputedTeacher
-
-# What worked on Fashion-MNIST (see BENCHMARKS.md): moderate temperature, half hard labels.
-DEFAULT_TEMPERATURE = 2.0
-DEFAULT_ALPHA = 0.5
 
 
 @dataclass
@@ -56,6 +54,7 @@ def distill(
     checkpoint_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     precompute_teacher: bool = False,
+    task: str | Task | None = None,
     **settings: Any,
 ) -> DistillResult:
     """Train ``student`` to imitate ``teacher`` on ``train``; return the student and its metrics.
@@ -65,7 +64,10 @@ def distill(
     yielding ``(x, y)``, ``x`` alone, or dicts. Samples labeled -100 (or datasets without labels)
     learn from the teacher alone. ``augment`` ("flip-shift" or a callable on input batches) is
     applied once per batch, so the teacher labels exactly the view the student sees.
-    ``loss`` defaults to ``KDLoss(temperature=2.0, alpha=0.5)``. The same ``seed`` gives the
+    ``loss`` defaults to the task's: ``KDLoss(temperature=2.0, alpha=0.5)`` for
+    classification. ``task`` (``"classification"``, ``"causal-lm"``, ``"sentence-embedding"``)
+    says how ``eval`` is scored; by default the one the data declares (distill's language-model
+    datasets declare ``"causal-lm"``), else classification. The same ``seed`` gives the
     same numbers; seed before building the student to make its initialisation reproducible too.
     ``precompute_teacher=True`` runs the teacher once over ``train`` and reuses its outputs every
     epoch: much cheaper, and exact when there is no augmentation (it refuses ``augment``).
@@ -90,6 +92,9 @@ def distill(
     if teacher is None:
         raise ValueError("distill() needs a teacher; use distill.train_model() without one")
     config = TrainConfig.from_settings(config, **settings)
+    task = resolve_task(task, train, eval)
+    if loss is None:
+        loss = task.default_loss(student, teacher if isinstance(teacher, nn.Module) else None)
     if precompute_teacher:
         if config.augment is not None:
             raise ValueError(
@@ -99,10 +104,9 @@ def distill(
         if isinstance(teacher, nn.Module):
             teacher = PrecomputedTeacher.from_module(teacher, train, device=config.device,
                                                      progress=config.progress)
-    loss = loss if loss is not None else KDLoss(DEFAULT_TEMPERATURE, DEFAULT_ALPHA)
     fitted = fit(
         student, train, loss=loss, teacher=teacher, eval_data=eval, config=config,
-        callbacks=callbacks, checkpoint_dir=checkpoint_dir, description="distill",
+        callbacks=callbacks, checkpoint_dir=checkpoint_dir, description="distill", task=task,
     )
     return _result(student, fitted, config)
 
@@ -117,6 +121,7 @@ def train_model(
     checkpoint_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     description: str = "train",
+    task: str | Task | None = None,
     **settings: Any,
 ) -> DistillResult:
     """Train on hard labels alone, through the same loop: for teachers and baselines.
@@ -126,6 +131,6 @@ def train_model(
     config = TrainConfig.from_settings(config, **settings)
     fitted = fit(
         model, train, loss=loss or HardLabelLoss(), teacher=None, eval_data=eval, config=config,
-        callbacks=callbacks, checkpoint_dir=checkpoint_dir, description=description,
+        callbacks=callbacks, checkpoint_dir=checkpoint_dir, description=description, task=task,
     )
     return _result(model, fitted, config)

@@ -110,7 +110,12 @@ def save(
 
         config["quantization"] = quantization
         tensors = quantized_tensors(model)
-    json.dumps(config, allow_nan=False)  # fail before writing anything if it cannot be stored
+    try:  # fail before writing anything if it cannot be stored
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ArtifactError(
+            f"cannot record how to rebuild {spec['architecture']!r}: its kwargs and the "
+            f"metadata must be JSON values (numbers, strings, lists, dicts): {err}") from err
     with atomic.directory(path) as tmp:
         if quantization is not None:
             safetensors.torch.save_file(tensors, str(tmp / WEIGHTS))
@@ -333,15 +338,15 @@ def _hf_architecture(path: Path) -> str | None:
 
 def _load_hf(path: Path, class_name: str, allow_pickle: bool = False,
              trust_code: bool = False) -> nn.Module:
-    from distill.hf.io import check_folder_sizes, require_transformers, weights_options
+    from distill.hf.io import check_folder_sizes, own_memory, require_transformers, weights_options
 
     transformers = require_transformers()
     cls = getattr(transformers, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
         raise ArtifactError(f"{path / CONFIG}: transformers has no model class {class_name!r}")
     check_folder_sizes(path, cls, trust_code)
-    return cls.from_pretrained(str(path), trust_remote_code=trust_code,
-                               **weights_options(path, allow_pickle))
+    return own_memory(cls.from_pretrained(str(path), trust_remote_code=trust_code,
+                                          **weights_options(path, allow_pickle)))
 
 
 def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:

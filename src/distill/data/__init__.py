@@ -1,4 +1,4 @@
-"""Built-in offline datasets, and the augmentations the engine applies to batches."""
+"""Built-in offline datasets, users' own data formats, and the augmentations the engine applies."""
 
 from distill.data.augment import FlipShift, make_augmentation
 from distill.data.base import NO_LABEL, ArrayDataset, DatasetInfo
@@ -19,8 +19,19 @@ def load_dataset(name: str, split: str = "train", **options) -> ArrayDataset:
     return DATASETS[name](split=split, **options)
 
 
+# users' own data (distill.data.formats); last, as the builtin format wraps the loaders above
+from distill.data.formats import (  # noqa: E402
+    DATA_FORMATS,
+    DataError,
+    check_data,
+    guess_format,
+    load_data,
+)
+
 __all__ = [
     "DATASETS",
+    "DATA_FORMATS",
+    "DataError",
     "TEXT_DATASETS",
     "NO_LABEL",
     "ArrayDataset",
@@ -28,6 +39,9 @@ __all__ = [
     "DatasetNotFoundError",
     "FlipShift",
     "TransferSet",
+    "check_data",
+    "guess_format",
+    "load_data",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",

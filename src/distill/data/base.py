@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -17,6 +17,9 @@ class DatasetInfo:
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...] = field(default=())
+    task: str | None = None
+    """What the data is for (``"causal-lm"`` for next-token labels); None: the caller says, and
+    classification is the default (see ``distill.tasks``)."""
 
 
 class ArrayDataset(TensorDataset):
@@ -41,9 +44,7 @@ class ArrayDataset(TensorDataset):
         return self.tensors[1]
 
     def subset(self, indices: Tensor, name: str | None = None) -> ArrayDataset:
-        info = self.info if name is None else DatasetInfo(
-            name, self.info.input_shape, self.info.num_classes, self.info.class_names
-        )
+        info = self.info if name is None else replace(self.info, name=name)
         return ArrayDataset(self.inputs[indices], self.labels[indices], info)
 
     def labeled(self) -> ArrayDataset:
@@ -64,12 +65,7 @@ class ArrayDataset(TensorDataset):
         keep = balanced_indices(self.labels, num_labeled, seed)
         labels = torch.full_like(self.labels, NO_LABEL)
         labels[keep] = self.labels[keep]
-        info = DatasetInfo(
-            f"{self.info.name} ({num_labeled} labeled)",
-            self.info.input_shape,
-            self.info.num_classes,
-            self.info.class_names,
-        )
+        info = replace(self.info, name=f"{self.info.name} ({num_labeled} labeled)")
         return ArrayDataset(self.inputs, labels, info)
 
 

@@ -23,11 +23,9 @@ from distill.batches import Batches, to_device
 from distill.engine import distributed, resume
 from distill.engine.callbacks import Callback, FitState, ProgressBar
 from distill.engine.config import TrainConfig, autocast_dtype, make_optimizer, make_scheduler
-from distill.evaluate.metrics import classification_metrics
-from distill.evaluate.predict import predict
-from distill.lm.evaluate import lm_metrics
 from distill.losses.base import DistillationLoss
 from distill.runtime import seed_everything, thread_count
+from distill.tasks import Task, resolve_task
 from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.targets import TopKTargets
 
@@ -118,9 +116,12 @@ def fit(
     callbacks: Sequence[Callback] = (),
     checkpoint_dir: str | Path | None = None,
     description: str = "train",
+    task: str | Task | None = None,
 ) -> FitResult:
-    """Train ``model`` in place with ``loss``; evaluate on ``eval_data`` after every epoch."""
+    """Train ``model`` in place with ``loss``; evaluate on ``eval_data`` after every epoch, as
+    ``task`` evaluates (default: what the data declares, else classification)."""
     config = config or TrainConfig()
+    task = resolve_task(task, eval_data, train)
     signal = as_teacher_signal(teacher)
     if loss.needs_teacher and signal is None:
         raise ValueError(f"{type(loss).__name__} needs a teacher, but none was given")
@@ -135,7 +136,7 @@ def fit(
     with thread_count(config.num_threads), memory_format(layout, channels_last):
         seed_everything(config.seed)
         run = _Run(model, train, loss, signal, config, callbacks, checkpoint_dir, description,
-                   channels_last)
+                   channels_last, task)
         return run.fit(eval_data)
 
 
@@ -143,7 +144,7 @@ class _Run:
     """One call of :func:`fit`: the state a training run carries between its steps."""
 
     def __init__(self, model, train, loss, signal, config: TrainConfig, callbacks,
-                 checkpoint_dir, description: str, channels_last: bool):
+                 checkpoint_dir, description: str, channels_last: bool, task: Task):
         self.model, self.loss, self.signal, self.config = model, loss, signal, config
         self.description, self.channels_last = description, channels_last
         self.device = torch.device(config.device)
@@ -196,7 +197,8 @@ class _Run:
         self.last_good.epoch = self.start_epoch
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
-        self.teacher_eval_logits: Tensor | None = None
+        self.task = task
+        self.eval_memo: dict[str, Any] = {}  # e.g. a fixed teacher's evaluation outputs
 
     def fit(self, eval_data) -> FitResult:
         started = time.perf_counter()
@@ -338,22 +340,7 @@ class _Run:
         )
 
     def _evaluate(self, eval_data) -> dict[str, float]:
-        size, device = self.config.eval_batch_size, self.device
-        if _per_token_labels(eval_data):  # a language model: perplexity, not accuracy
-            scores = lm_metrics(self.model, eval_data, teacher=self.eval_signal,
-                                batch_size=max(1, size // 64), device=str(device))
-            return {f"eval_{k}": v for k, v in scores.items()}
-        student = predict(self.model, eval_data, size, device)
-        teacher_logits = self.teacher_eval_logits
-        if self.eval_signal is not None and teacher_logits is None:
-            teacher_logits = predict(self.eval_signal, eval_data, size, device).logits
-            if not getattr(self.eval_signal, "changes_during_training", False):
-                self.teacher_eval_logits = teacher_logits  # a fixed teacher is run once
-        scores = classification_metrics(student.logits, student.labels, teacher_logits)
+        scores = self.task.evaluate(self.model, eval_data, teacher=self.eval_signal,
+                                    batch_size=self.config.eval_batch_size,
+                                    device=str(self.device), memo=self.eval_memo)
         return {f"eval_{k}": v for k, v in scores.items()}
-
-
-def _per_token_labels(data) -> bool:
-    """Whether the data labels every position of a sequence (next tokens), not each sample."""
-    first = next(iter(Batches(data, 1, shuffle=False)), None)
-    return first is not None and first.labels is not None and first.labels.dim() >= 2

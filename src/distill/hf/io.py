@@ -19,6 +19,7 @@ TASKS = {
     "causal-lm": "AutoModelForCausalLM",
     "masked-lm": "AutoModelForMaskedLM",
     "token-classification": "AutoModelForTokenClassification",
+    "image-classification": "AutoModelForImageClassification",
     "base": "AutoModel",
 }
 
@@ -95,8 +96,8 @@ def load_model(name_or_path: str | Path, task: str = "sequence-classification",
         check_folder_sizes(local, auto, trust_remote_code, **kwargs)
     kwargs = {**weights_options(name_or_path, allow_pickle, **kwargs), **kwargs}
     try:
-        return auto.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code,
-                                    **kwargs)
+        loaded = auto.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code,
+                                      **kwargs)
     except OSError as err:
         raise OSError(
             f"could not load {str(name_or_path)!r} as a {task} model: {err}. A hub id needs "
@@ -107,6 +108,25 @@ def load_model(name_or_path: str | Path, task: str = "sequence-classification",
         if "trust_remote_code" in str(err):
             raise UntrustedHFCodeError(_remote_code_message(name_or_path)) from err
         raise
+    own_memory(loaded[0] if isinstance(loaded, tuple) else loaded)  # output_loading_info
+    return loaded
+
+
+def own_memory(model: nn.Module) -> nn.Module:
+    """Give every parameter and buffer memory of its own (in place; tied weights stay tied).
+
+    ``from_pretrained`` may leave tensors pointing into the weights file's bytes at unaligned
+    offsets, where some CPU kernels (depthwise convolutions) round differently: a reloaded
+    model would not give exactly the logits of the one saved."""
+    import torch
+
+    seen: set[int] = set()
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                tensor.data = tensor.data.clone()
+    return model
 
 
 class UntrustedHFCodeError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,9 +94,7 @@ class TokenizedText(Dataset):
     def subset(self, indices: Tensor | Sequence[int], name: str | None = None) -> TokenizedText:
         index = torch.as_tensor(indices, dtype=torch.long)
         labels = self.labels[index] if self.labels is not None else None
-        info = self.info if name is None else DatasetInfo(
-            name, self.info.input_shape, self.info.num_classes, self.info.class_names
-        )
+        info = self.info if name is None else dataclasses.replace(self.info, name=name)
         return TokenizedText({k: v[index] for k, v in self.encodings.items()}, labels, info,
                              self.trim_padding)
 

@@ -54,7 +54,7 @@ def causal_blocks(
     inputs = flat[:-1].reshape(count, block_length).clone()  # not views of one storage:
     labels = flat[1:].reshape(count, block_length).clone()  # masking labels must not edit inputs
     encodings = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs)}
-    info = DatasetInfo(name, (block_length,), _vocab_size(tokenizer))
+    info = DatasetInfo(name, (block_length,), _vocab_size(tokenizer), task="causal-lm")
     return TokenizedText(encodings, labels, info)
 
 
@@ -96,7 +96,7 @@ def prompt_completions(
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         labels[i, : len(target)] = torch.tensor(target, dtype=torch.long)
         mask[i, : len(row)] = 1
-    info = DatasetInfo(name, (width,), _vocab_size(tokenizer))
+    info = DatasetInfo(name, (width,), _vocab_size(tokenizer), task="causal-lm")
     return TokenizedText({"input_ids": ids, "attention_mask": mask}, labels, info)
 
 
