@@ -23,6 +23,22 @@ A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [bas
 DATA_CHOICES = ["fashion-mnist", "digits", "rotten-tomatoes"]
 
 
+def _data_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--data (a built-in name or a path), or --recipe (the data a run used, exactly)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help=f"data to {verb}: a built-in dataset "
+                        f"({', '.join(DATA_CHOICES)}) or a path (image folder, CSV/JSONL/Parquet, "
+                        ".npz, a saved datasets folder, a text folder; text is read by the "
+                        "model's tokenizer)")
+    source.add_argument("--recipe", type=Path,
+                        help="take the data from a recipe's [data] table (the same split a run "
+                        "of it used)")
+    parser.add_argument("--format", help="the path's data format (default: guessed from it)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a data format option, e.g. label_column=label (repeatable; "
+                        "values are read as TOML: numbers, true/false, [lists], or text)")
+
+
 TRUST_HELP = ("run code the model folder names (a 'module:function' factory, a Hugging Face "
               "model's own modeling files): only for folders whose source you trust")
 
@@ -70,8 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  distill eval runs/fmnist/student --data fashion-mnist --json",
     )
     ev.add_argument("model", type=Path, help="saved model folder")
-    ev.add_argument("--data", required=True, choices=DATA_CHOICES,
-                    help="built-in dataset to evaluate on (text: read by the model's tokenizer)")
+    _data_arguments(ev, "evaluate on")
     ev.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--teacher", type=Path, help="saved teacher folder to compare against")
@@ -93,8 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out caches/fmnist-top5 --top-k 5",
     )
     cache.add_argument("model", type=Path, help="saved teacher folder")
-    cache.add_argument("--data", required=True, choices=DATA_CHOICES,
-                       help="built-in dataset to run the teacher over")
+    _data_arguments(cache, "run the teacher over")
     cache.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     cache.add_argument("--split", default="train", choices=["train", "test"])
     cache.add_argument("--out", type=Path, required=True, help="cache folder")
@@ -198,7 +212,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _log_steps()
     recipe = load_recipe(args.recipe)
     if args.check:
-        print(f"{args.recipe}: valid")
+        from distill.recipes.check import check_recipe
+
+        found = check_recipe(recipe, str(args.recipe))
+        print(f"{args.recipe}: valid; data: {found.summary()}")
         return 0
     out = args.out or Path("runs") / (recipe.name or args.recipe.stem)
     metrics = run_recipe(
@@ -232,16 +249,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace):
-    """A built-in dataset; text is tokenized by the model folder's own tokenizer."""
+    """The data named by --data or --recipe, the split asked for (text: the model's tokenizer)."""
+    if args.recipe is not None:
+        from distill.recipes.loader import load_recipe
+        from distill.recipes.runner import load_data
+
+        train, test, _ = load_data(load_recipe(args.recipe))
+        return test if args.split == "test" else train
     from distill.data import TEXT_DATASETS, load_dataset
 
-    if args.data not in TEXT_DATASETS:
-        return load_dataset(args.data, args.split)
-    from distill.hf import load_tokenizer
-    from distill.hf.text import load_text_dataset
+    if args.data in DATA_CHOICES and args.format is None and not args.option:
+        if args.data not in TEXT_DATASETS:
+            return load_dataset(args.data, args.split)
+        from distill.hf.text import load_text_dataset
 
-    tokenizer = load_tokenizer(args.model, trust_remote_code=args.trust_code)
-    return load_text_dataset(args.data, args.split, tokenizer, args.max_length)
+        return load_text_dataset(args.data, args.split, _tokenizer(args), args.max_length)
+    from distill.data.formats import DATA_FORMATS, guess_format
+
+    path = Path(args.data)
+    if not path.exists():
+        raise FileNotFoundError(f"--data {args.data!r}: no such file or folder, and not a "
+                                f"built-in dataset ({', '.join(DATA_CHOICES)})")
+    data_format = DATA_FORMATS.get(args.format or guess_format(path))
+    options = {"path": path, "test": path, **_options(args.option)}
+    tokenizer = None
+    if data_format.reads_text(data_format.options(**options)):
+        tokenizer = _tokenizer(args)
+        options.setdefault("max_length", args.max_length)
+    loaded = data_format.load(data_format.options(**options), tokenizer=tokenizer)
+    return loaded.test  # the whole source (given as train and test alike)
+
+
+def _tokenizer(args: argparse.Namespace):
+    from distill.hf import load_tokenizer
+
+    return load_tokenizer(args.model, trust_remote_code=args.trust_code)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    """KEY=VALUE pairs; each value read as a TOML value when it is one, else as text."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option {pair!r}: write KEY=VALUE, e.g. label_column=label")
+        try:
+            options[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from distill.api import distill
-from distill.data import TEXT_DATASETS, ArrayDataset
+from distill.data import ArrayDataset
 from distill.evaluate.compare import evaluate_models
 from distill.evaluate.latency import measure_latency
 from distill.evaluate.metrics import accuracy
@@ -37,6 +37,7 @@ from distill.losses import KDLoss
 from distill.plan.candidates import Candidate, candidate_recipe, candidates
 from distill.plan.frontier import choose, pareto
 from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.data_specs import reads_text
 from distill.recipes.schema import Recipe
 from distill.recipes.stage_specs import DistillStage, ExportStage
 from distill.recipes.stages import apply_stage
@@ -129,10 +130,10 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
 
     if (max_latency_ms is None) == (min_speedup is None):
         raise ValueError("give a latency budget: max_latency_ms or min_speedup (one of them)")
-    if (recipe.data.dataset in TEXT_DATASETS or recipe.self_distill is not None
+    if (reads_text(recipe.data) or recipe.self_distill is not None
             or recipe.data.labeled is not None):
-        raise ValueError("the planner handles image datasets, fully labeled, with a [teacher] "
-                         "(for now)")
+        raise ValueError("the planner handles image and tabular data, fully labeled, with a "
+                         "[teacher] (for now)")
     kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy), ("prune", prune))
               if v is not None}
     pool = candidates(recipe, **kwargs)

@@ -103,8 +103,10 @@ def _tags(annotation: Any) -> list[str]:
 
 
 def _literal_tag(model: type[BaseModel]) -> str | None:
-    """The ``arch`` (or, for stages, ``kind``) that picks this table in its union."""
-    field = model.model_fields.get("arch") or model.model_fields.get("kind")
+    """The ``arch`` (for stages ``kind``, for data ``format``) that picks this table in its
+    union."""
+    field = (model.model_fields.get("arch") or model.model_fields.get("kind")
+             or model.model_fields.get("format"))
     if field is None:
         return None
     args = typing.get_args(field.annotation)
@@ -113,7 +115,8 @@ def _literal_tag(model: type[BaseModel]) -> str | None:
 
 def _is_tag(item: Any, node: dict[str, Any]) -> bool:
     """Whether a location item is the union tag pydantic inserts after this table."""
-    return item in (node.get("arch"), node.get("kind"), "saved", "ensemble")
+    return item in (node.get("arch"), node.get("kind"), node.get("format"), "saved", "ensemble",
+                    "builtin")
 
 
 def _readable_loc(loc: tuple[Any, ...], data: Any) -> tuple[list[str], str | None]:
@@ -274,8 +277,9 @@ def _resolve_paths(recipe: Recipe, base: Path, source: str) -> Recipe:
                                   for i, m in enumerate(spec.members)]
         return spec.model_copy(update=changes)
 
-    updates: dict[str, Any] = {
-        "data": recipe.data.model_copy(update={"root": fix(recipe.data.root, "[data] root")})}
+    data = recipe.data  # every path among the data table's options
+    updates: dict[str, Any] = {"data": data.model_copy(update={
+        name: fix(value, f"[data] {name}") for name, value in data if isinstance(value, Path)})}
     for role in ("teacher", "student"):
         updates[role] = fix_spec(getattr(recipe, role), f"[{role}]")
     if problems:

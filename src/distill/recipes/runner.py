@@ -22,7 +22,7 @@ from torch.utils.data import TensorDataset
 from distill import __version__, atomic
 from distill.api import DistillResult, distill, train_model
 from distill.artifacts import save
-from distill.data import TEXT_DATASETS, ArrayDataset, load_dataset
+from distill.data import ArrayDataset, mix_labeled_unlabeled
 from distill.engine import distributed
 from distill.evaluate.compare import compare
 from distill.losses import (
@@ -33,6 +33,7 @@ from distill.losses import (
     KDLoss,
 )
 from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.data_specs import load_data_table, reads_text
 from distill.recipes.schema import PrunedStudent, Recipe
 from distill.recipes.stages import STAGES, Stage, checkpoint, reuse, run_stages
 from distill.recipes.teacher_setup import (
@@ -120,20 +121,20 @@ def run_recipe(
 
 
 def load_data(recipe: Recipe) -> tuple[Any, Any, Any]:
-    """(train, test, tokenizer): built-in arrays, or text read by the teacher's tokenizer."""
-    data = recipe.data
-    if data.dataset in TEXT_DATASETS:
+    """(train, test, tokenizer): the ``[data]`` table's source through its data format; text
+    is read by the teacher's tokenizer. A separate unlabeled set joins the training data as
+    samples without labels (the teacher's soft targets alone)."""
+    tokenizer = None
+    if reads_text(recipe.data):
         from distill.hf import load_tokenizer
-        from distill.hf.text import load_text_dataset
 
         tokenizer = load_tokenizer(recipe.teacher.model,
                                    trust_remote_code=recipe.teacher.trust_code)
-        train, test = (load_text_dataset(data.dataset, split, tokenizer, data.max_length,
-                                         data.root) for split in ("train", "test"))
-        return train, test, tokenizer
-    options = {"root": data.root} if data.root is not None and data.dataset != "digits" else {}
-    return (load_dataset(data.dataset, "train", **options),
-            load_dataset(data.dataset, "test", **options), None)
+    loaded = load_data_table(recipe.data, tokenizer)
+    train = loaded.train
+    if loaded.unlabeled is not None:
+        train = mix_labeled_unlabeled(train, loaded.unlabeled)
+    return train, loaded.test, tokenizer
 
 
 def _loss(recipe: Recipe, student, teacher) -> DistillationLoss:

@@ -13,8 +13,8 @@ from pydantic import (
     model_validator,
 )
 
-from distill.data import TEXT_DATASETS
 from distill.engine.config import TrainSettings
+from distill.recipes.data_specs import DataSpec, reads_text
 from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
     MAX_COUNT,
@@ -171,6 +171,12 @@ class MemberCNN(CNNSpec, Trained):
     pass
 
 
+def _data_name(data: Any) -> str:
+    if data.format == "builtin":
+        return f"dataset = '{data.dataset}'"
+    return f"format = '{data.format}'"
+
+
 def _arch_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         if "arch" in value:
@@ -217,16 +223,6 @@ StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec, hf=HFStudent,
                        **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent})
 HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
 
-
-
-class DataSpec(Section):
-    dataset: Literal["fashion-mnist", "digits", "rotten-tomatoes"]
-    root: FilePath | None = None
-    max_length: Count = 64
-    """Text datasets: tokens per sample (longer texts are truncated)."""
-    labeled: NonNegativeCount | None = None
-    """Keep only this many labels (balanced); the rest of the training set becomes unlabeled
-    (0: the student learns from the teacher's soft targets alone)."""
 
 
 LayerMap = dict[Name, Layer]
@@ -377,14 +373,13 @@ class Recipe(Section):
 
     def _hf_consistent(self) -> None:
         hf_teacher = isinstance(self.teacher, HFTeacher)
-        text = self.data.dataset in TEXT_DATASETS
+        text = reads_text(self.data)
         if text != hf_teacher:
             raise ValueError(
-                f"[data] dataset = '{self.data.dataset}' needs a Hugging Face teacher "
+                f"[data] {_data_name(self.data)} is text: it needs a Hugging Face teacher "
                 "([teacher] arch = 'hf'), whose tokenizer reads the text" if text else
-                "[teacher] arch = 'hf' needs a text dataset ([data] dataset = "
-                f"{' or '.join(repr(d) for d in TEXT_DATASETS)})"
-            )
+                f"[teacher] arch = 'hf' reads text, but [data] {_data_name(self.data)} is not "
+                "(a text dataset, or a table's text_column)")
         if isinstance(self.student, PrunedStudent):
             return
         if isinstance(self.student, HF_STUDENTS) and not hf_teacher:

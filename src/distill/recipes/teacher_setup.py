@@ -14,10 +14,11 @@ from torch import nn
 
 from distill.api import train_model
 from distill.artifacts import load, save
-from distill.data import TEXT_DATASETS, ArrayDataset
+from distill.data import ArrayDataset
 from distill.engine import distributed
 from distill.paths import cache_dir
 from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.data_specs import data_key
 from distill.recipes.schema import (
     HFTeacher,
     Recipe,
@@ -67,10 +68,7 @@ def spec_fingerprint(spec: Any, dataset: str) -> str:
 
 
 def _data_key(recipe: Recipe) -> str:
-    """The data a trained teacher depends on; for text also how many tokens it saw (image
-    recipes keep the fingerprints they always had)."""
-    data = recipe.data
-    return f"{data.dataset}@{data.max_length}" if data.dataset in TEXT_DATASETS else data.dataset
+    return data_key(recipe.data)
 
 
 def teacher_fingerprint(recipe: Recipe) -> str:
@@ -152,7 +150,7 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     managed = spec.cache_path is None
     path = spec.cache_path or (
         cache_dir() / "teacher-outputs"
-        / f"{teacher_fingerprint(recipe)}-{recipe.data.dataset}-train-{kind}-{spec.cache_dtype}"
+        / f"{teacher_fingerprint(recipe)}-{data_key(recipe.data)}-train-{kind}-{spec.cache_dtype}"
     )
     log.info("teacher outputs: %s", path)
     # a folder distill manages is rebuilt when stale; one the user named is never overwritten

@@ -115,6 +115,12 @@ class DataFormat:
             raise DataError(f"{cls.name} options: {'; '.join(problems)}") from None
 
     @classmethod
+    def reads_text(cls, options: Any) -> bool:
+        """Whether the inputs are text (read by the student's tokenizer), known from the options
+        alone: a recipe decides before any file is opened that it needs a tokenizer."""
+        return False
+
+    @classmethod
     def check(cls, options: Any) -> DataCheck:
         """Validate the source cheaply (no training, no full decode)."""
         raise NotImplementedError

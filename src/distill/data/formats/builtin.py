@@ -93,6 +93,12 @@ class BuiltinFormat(DataFormat):
     Options = BuiltinOptions
 
     @classmethod
+    def reads_text(cls, options: Any) -> bool:
+        from distill.data import TEXT_DATASETS
+
+        return options.name in TEXT_DATASETS
+
+    @classmethod
     def check(cls, options: BuiltinOptions) -> DataCheck:
         from distill.data import TEXT_DATASETS
 

@@ -172,6 +172,10 @@ class HFDatasetFormat(DataFormat):
     Options = HFDatasetOptions
 
     @classmethod
+    def reads_text(cls, options: Any) -> bool:
+        return options.text_column is not None
+
+    @classmethod
     def check(cls, options: HFDatasetOptions) -> DataCheck:
         return check_tables(_prepare(options), cls.name)
 

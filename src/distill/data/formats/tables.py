@@ -394,6 +394,10 @@ class TableFormat(DataFormat):
     Options = TableOptions
 
     @classmethod
+    def reads_text(cls, options: Any) -> bool:
+        return options.text_column is not None
+
+    @classmethod
     def check(cls, options: TableOptions) -> DataCheck:
         return check_tables(_prepare(options), cls.name)
 

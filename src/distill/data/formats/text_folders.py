@@ -73,6 +73,10 @@ class TextFolderFormat(DataFormat):
     Options = TextFolderOptions
 
     @classmethod
+    def reads_text(cls, options: Any) -> bool:
+        return True
+
+    @classmethod
     def check(cls, options: TextFolderOptions) -> DataCheck:
         splits, _ = _read_all(options)
         return DataCheck(cls.name, "text", None, splits.label_map.class_names, splits.counts())

@@ -1,0 +1,76 @@
+"""``distill run --check``: what a run would hit, found without training anything.
+
+The schema already refused malformed values; this reads the disk: the data source (paths,
+columns, classes, input shape: each format's cheap ``check``) and every saved model the recipe
+names (its folder, and whether its input shape and classes fit the data).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill.artifacts import ArtifactError, read_config
+from distill.data.formats import DATA_FORMATS, DataCheck
+from distill.recipes.data_specs import format_options
+from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
+
+
+class RecipeCheckError(ValueError):
+    """The recipe validated, but what it names on disk would fail the run."""
+
+
+def check_recipe(recipe: Recipe, source: str = "<recipe>") -> DataCheck:
+    """Check the recipe's data and saved models; return what the data check found, or raise
+    one :class:`RecipeCheckError` listing every problem."""
+    problems: list[str] = []
+    found: DataCheck | None = None
+    try:
+        found = DATA_FORMATS.get(recipe.data.format).check(format_options(recipe.data))
+    except (ValueError, OSError) as err:
+        problems.append(f"[data]: {err}")
+    for where, spec in _saved_models(recipe):
+        problems += _check_saved(where, spec, found)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise RecipeCheckError(f"{source}: {len(problems)} problem(s) a run would hit:\n{lines}")
+    assert found is not None
+    return found
+
+
+def _saved_models(recipe: Recipe) -> list[tuple[str, SavedSpec]]:
+    out: list[tuple[str, SavedSpec]] = []
+    if isinstance(recipe.teacher, SavedSpec):
+        out.append(("[teacher]", recipe.teacher))
+    if isinstance(recipe.teacher, TeacherEnsemble):
+        out += [(f"[teacher.members] #{i}", m) for i, m in enumerate(recipe.teacher.members, 1)
+                if isinstance(m, SavedSpec)]
+    if isinstance(recipe.student, SavedSpec):
+        out.append(("[student]", recipe.student))
+    return out
+
+
+def _check_saved(where: str, spec: SavedSpec, data: DataCheck | None) -> list[str]:
+    path = Path(spec.path)
+    if not path.exists():
+        return [f"{where} path {str(path)!r}: no such folder"]
+    if (path / "model.onnx").is_file():
+        return []  # an exported model: its input is checked when it first runs
+    try:
+        config = read_config(path)
+    except ArtifactError as err:
+        return [f"{where}: {err}"]
+    if data is None:
+        return []
+    kwargs: dict[str, Any] = config.get("kwargs", {})
+    problems = []
+    classes = kwargs.get("num_classes")
+    if isinstance(classes, int) and classes != data.num_classes:
+        problems.append(f"{where} {path.name} predicts {classes} classes; the data has "
+                        f"{data.num_classes} ({', '.join(data.class_names[:10])})")
+    shape = kwargs.get("input_shape")
+    if (isinstance(shape, list) and data.input_shape is not None
+            and tuple(shape) != tuple(data.input_shape)):
+        problems.append(f"{where} {path.name} takes inputs of shape {tuple(shape)}; the data's "
+                        f"are {tuple(data.input_shape)}")
+    return problems
