@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from distill.artifacts import load
+from distill.recipes.model_specs import ModuleSpec, VisionSpec, build_family_model
 from distill.recipes.schema import (
     HFLayersStudent,
     HFScratchStudent,
@@ -41,6 +42,8 @@ def build_model(spec, info, seed: int | None, teacher: nn.Module | None = None) 
         seed_everything(seed)
     if isinstance(spec, HFLayersStudent | HFScratchStudent | HFStudent):
         return _hf_student(spec, info, teacher)
+    if isinstance(spec, VisionSpec | ModuleSpec):
+        return build_family_model(spec, info)
     return build(
         spec.arch, input_shape=info.input_shape, num_classes=info.num_classes, **arch_kwargs(spec)
     )

@@ -15,6 +15,7 @@ from pydantic import (
 
 from distill.engine.config import TrainSettings
 from distill.recipes.data_specs import DataSpec, reads_text
+from distill.recipes.model_specs import ModuleSpec, VisionSpec
 from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
     MAX_COUNT,
@@ -110,6 +111,14 @@ class TeacherCNN(CNNSpec, Trained, TeacherOutputs):
 
 class TeacherSaved(SavedSpec, TeacherOutputs):
     pass
+
+
+class TeacherVision(VisionSpec, Trained, TeacherOutputs):
+    """A transformers vision family: trained by the recipe unless ``weights`` are given."""
+
+
+class TeacherModule(ModuleSpec, Trained, TeacherOutputs):
+    """The user's own module: trained by the recipe unless ``weights`` are given."""
 
 
 class HFTeacher(TeacherOutputs, Trust):
@@ -217,10 +226,12 @@ class TeacherEnsemble(TeacherOutputs):
 
 
 TeacherSpec = _by_arch(mlp=TeacherMLP, cnn=TeacherCNN, saved=TeacherSaved,
-                       ensemble=TeacherEnsemble, hf=HFTeacher)
+                       ensemble=TeacherEnsemble, hf=HFTeacher, module=TeacherModule,
+                       **{"hf-vision": TeacherVision})
 StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec, hf=HFStudent,
-                       pruned=PrunedStudent,
-                       **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent})
+                       pruned=PrunedStudent, module=ModuleSpec,
+                       **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent,
+                          "hf-vision": VisionSpec})
 HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
 
 

@@ -82,10 +82,14 @@ def _trained(spec: Any, dataset: str, train: ArrayDataset, test: ArrayDataset, p
     if isinstance(spec, SavedSpec):
         model = load(spec.path, trust_code=spec.trust_code, sha256=spec.sha256)
         return TeacherSetup(model.eval(), spec.path)
+    if getattr(spec, "weights", None) is not None:  # a family model with its own checkpoint
+        model = build_model(spec, train.info, spec.train.seed)
+        return TeacherSetup(model.eval(), spec.weights)
     folder = cache_dir() / "teachers" / spec_fingerprint(spec, dataset)
     if spec.cache and (folder / "config.json").is_file():
         log.info("%s: reusing %s", name, folder)
-        return TeacherSetup(load(folder).eval(), folder)
+        trusted = getattr(spec, "trust_code", False)  # the user's own module: rebuilt by it
+        return TeacherSetup(load(folder, trust_code=trusted).eval(), folder)
     log.info("%s: training %s (%d epochs)", name, spec.arch, spec.train.epochs)
     model = build_model(spec, train.info, spec.train.seed)
     result = train_model(model, train, eval=test, progress=progress, description=name,
