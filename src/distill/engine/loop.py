@@ -198,6 +198,8 @@ class _Run:
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
         self.task = task
+        self.checked = False  # the first step checks that model and data fit
+        self.train_data = train
         self.eval_memo: dict[str, Any] = {}  # e.g. a fixed teacher's evaluation outputs
 
     def fit(self, eval_data) -> FitResult:
@@ -249,11 +251,14 @@ class _Run:
                 if rolled is not None:  # the student's own text: no stored row describes it
                     inputs, labels, indices = rolled[0], rolled[1], None
             teacher_logits = self._teacher_logits(inputs, indices)
-            with self._precision():
+            with self._precision(), self._first_step_errors(inputs, labels):
                 outputs = self.loss.outputs(self.trained, inputs)
                 if isinstance(outputs, Tensor) and outputs.is_floating_point():
                     outputs = outputs.float()  # softmax over the classes in fp32
                 value = self.loss(outputs, teacher_logits, labels).float()
+                if not self.checked:  # the loss checked this batch; this, every label
+                    self._check_labels(outputs, labels)
+            self.checked = True
             loss_item = float(value.detach())
             if not math.isfinite(loss_item):
                 self._stop_non_finite(loss_item)
@@ -284,6 +289,45 @@ class _Run:
             "seconds": seconds,
             "samples_per_s": total_n / max(seconds, 1e-9),
         }
+
+    @contextmanager
+    def _first_step_errors(self, inputs: Any, labels: Tensor | None):
+        """The run's first step says in plain words why the model and the data do not fit
+        (torch's own message, e.g. a matrix-shape error, is kept at the end)."""
+        if self.checked:
+            yield
+            return
+        try:
+            yield
+        except (RuntimeError, IndexError) as err:
+            shape = (tuple(inputs.shape) if isinstance(inputs, Tensor)
+                     else {k: tuple(v.shape) for k, v in inputs.items()
+                           if isinstance(v, Tensor)})
+            raise ValueError(
+                f"{self.description}: the first batch does not fit the model: inputs of shape "
+                f"{shape}, labels of shape {tuple(labels.shape) if labels is not None else None}"
+                f". Check that the model's input size and number of classes match the data "
+                f"(and its preprocessing). torch said: {err}") from err
+
+    def _check_labels(self, outputs: Any, labels: Tensor | None) -> None:
+        """Every label of the training data names one of the model's outputs (classes or
+        vocabulary entries); checked once, over the whole dataset when it exposes its labels."""
+        if labels is None or not isinstance(outputs, Tensor) or outputs.dim() < 2:
+            return
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise ValueError(f"{self.description}: labels must be integer class indices, got "
+                             f"{labels.dtype}; map class names to 0..K-1 first (the data "
+                             "formats in distill.data.load_data do)")
+        every = getattr(self.train_data, "labels", None)
+        known = every if isinstance(every, Tensor) and not every.is_floating_point() else labels
+        known = known[known != -100]
+        outputs_per_position = outputs.shape[-1]
+        if known.numel() and (int(known.max()) >= outputs_per_position or int(known.min()) < 0):
+            bad = int(known.max()) if int(known.max()) >= outputs_per_position else int(known.min())
+            raise ValueError(
+                f"{self.description}: the data has label {bad}, but the model predicts "
+                f"{outputs_per_position} classes (0..{outputs_per_position - 1}); build it with "
+                f"num_classes >= {int(known.max()) + 1}, or check the label mapping")
 
     def _group_size(self, step: int) -> int:
         """Samples in the accumulation group that batch ``step`` of an epoch belongs to (the

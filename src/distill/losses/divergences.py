@@ -22,6 +22,24 @@ from torch import Tensor
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
+# the names the papers and our own prose use for them
+ALIASES = {
+    "forward": "forward_kl", "forward-kl": "forward_kl", "fkl": "forward_kl", "kl": "forward_kl",
+    "reverse": "reverse_kl", "reverse-kl": "reverse_kl", "rkl": "reverse_kl",
+    "js": "jsd", "jensen-shannon": "jsd", "gkd": "jsd",
+}
+
+
+def divergence_name(name: str) -> str:
+    """The canonical name of a divergence or one of its aliases (case and ``-``/``_`` free)."""
+    key = str(name).strip().lower()
+    for candidate in (key, key.replace("-", "_"), key.replace("_", "-")):
+        if candidate in DIVERGENCES:
+            return candidate
+        if candidate in ALIASES:
+            return ALIASES[candidate]
+    raise ValueError(f"unknown divergence {name!r}; choose one of {', '.join(DIVERGENCES)} "
+                     f"(also accepted: {', '.join(sorted(ALIASES))})")
 
 
 # log-probabilities are floored here: an outcome one side calls impossible (a top-k teacher

@@ -28,7 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from distill.batches import forward
 from distill.lm.heads import HiddenStates, logits_at, read_outputs
 from distill.losses.base import DistillationLoss
-from distill.losses.divergences import DIVERGENCES, Divergence, check_beta, divergence
+from distill.losses.divergences import Divergence, check_beta, divergence, divergence_name
 from distill.losses.topk import fold_onto_buckets
 from distill.teachers.targets import TopKTargets
 
@@ -48,7 +48,8 @@ class TokenKDLoss(DistillationLoss):
     """``alpha · T² · D(teacher_T, student_T) + (1 − alpha) · CE(student, next tokens)``.
 
     Args:
-        divergence: ``"forward_kl"`` (Hinton's KD), ``"reverse_kl"`` or ``"jsd"``.
+        divergence: ``"forward_kl"`` (Hinton's KD), ``"reverse_kl"`` or ``"jsd"`` (also by
+            the usual names: ``"forward"``, ``"reverse"``, ``"kl"``, ``"rkl"``, ``"js"``, …).
         beta: the generalized JSD's mixing weight, strictly inside (0, 1).
         temperature: softens both distributions; ``T²`` keeps gradient scales comparable.
         alpha: weight of the divergence; ``1 - alpha`` goes to cross-entropy on labels.
@@ -70,10 +71,7 @@ class TokenKDLoss(DistillationLoss):
         ignore_index: int = -100,
     ):
         super().__init__()
-        if divergence not in DIVERGENCES:
-            raise ValueError(
-                f"unknown divergence {divergence!r}; choose one of {', '.join(DIVERGENCES)}"
-            )
+        divergence = divergence_name(divergence)  # type: ignore[assignment]
         if divergence == "jsd":
             check_beta(beta)
         if not temperature > 0:
