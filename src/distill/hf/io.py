@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from distill import atomic
+from distill.hf.hub import unreachable_reason
 
 TASKS = {
     "sequence-classification": "AutoModelForSequenceClassification",
@@ -94,11 +95,20 @@ def load_model(name_or_path: str | Path, task: str = "sequence-classification",
         raise FileNotFoundError(f"{local} has no config.json: not a Hugging Face model folder")
     if local.is_dir() and "gguf_file" not in kwargs:
         check_folder_sizes(local, auto, trust_remote_code, **kwargs)
+    offline = None if local.exists() else unreachable_reason()
+    if offline is not None:  # look in the local cache only: no minute of network retries
+        kwargs.setdefault("local_files_only", True)
     kwargs = {**weights_options(name_or_path, allow_pickle, **kwargs), **kwargs}
     try:
         loaded = auto.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code,
                                       **kwargs)
     except OSError as err:
+        if offline is not None:
+            raise OSError(
+                f"could not load {str(name_or_path)!r}: it is no local folder, the Hugging Face "
+                f"hub cannot be asked ({offline}) and the model is not in the local Hugging Face "
+                "cache. Give a local folder (save_pretrained), or run once where the hub is "
+                "reachable.") from None
         raise OSError(
             f"could not load {str(name_or_path)!r} as a {task} model: {err}. A hub id needs "
             "network access (or the model in the local Hugging Face cache); a folder must hold "
@@ -141,10 +151,17 @@ def _remote_code_message(name_or_path: str | Path) -> str:
 
 def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False, **kwargs: Any):
     transformers = require_transformers()
+    offline = None if Path(name_or_path).exists() else unreachable_reason()
+    if offline is not None:
+        kwargs.setdefault("local_files_only", True)
     try:
         return transformers.AutoTokenizer.from_pretrained(
             str(name_or_path), trust_remote_code=trust_remote_code, **kwargs)
     except OSError as err:
+        if offline is not None:
+            raise OSError(f"could not load a tokenizer from {str(name_or_path)!r}: it is no "
+                          f"local folder, the Hugging Face hub cannot be asked ({offline}) and "
+                          "it is not in the local Hugging Face cache") from None
         raise OSError(f"could not load a tokenizer from {str(name_or_path)!r}: {err}") from err
     except ValueError as err:
         if "trust_remote_code" in str(err):

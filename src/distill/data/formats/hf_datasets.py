@@ -9,11 +9,8 @@ seconds, instead of retrying for minutes. A ``ClassLabel`` label column gives th
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 from distill.data.formats import DATA_FORMATS
 from distill.data.formats.base import (
@@ -40,7 +37,6 @@ from distill.paths import cache_dir
 SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
                  ".parquet": "parquet"}
-HUB_TIMEOUT_S = 5.0
 
 
 class HFDatasetOptions(ColumnOptions, SourceOptions):
@@ -52,13 +48,6 @@ class HFDatasetOptions(ColumnOptions, SourceOptions):
     test_may_come_from_source: ClassVar[bool] = True
 
 
-def _offline() -> str | None:
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
-            return name
-    return None
-
-
 def _looks_like_hub_name(text: str) -> bool:
     return (not text.startswith((".", "/", "~")) and text.count("/") <= 1
             and not Path(text).suffix and "\\" not in text)
@@ -66,18 +55,13 @@ def _looks_like_hub_name(text: str) -> bool:
 
 def _from_hub(name: str, where: str) -> Any:
     """A hub dataset, failing fast offline (no minutes of retries)."""
-    offline = _offline()
-    if offline:
-        raise DataError(f"{where} {name!r} is no local path, and {offline} is set, so the "
-                        "Hugging Face hub cannot be asked; give a local folder or file")
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((endpoint.hostname or "", port), timeout=HUB_TIMEOUT_S).close()
-    except OSError as err:
+    from distill.hf.hub import endpoint, unreachable_reason
+
+    offline = unreachable_reason(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    if offline is not None:
         raise DataError(f"{where} {name!r} is no local path, and the Hugging Face hub "
-                        f"({endpoint.geturl()}) cannot be reached: {err}; give a local folder "
-                        "or file (datasets' save_to_disk)") from None
+                        f"({endpoint()}) cannot be asked: {offline}; give a local folder or "
+                        "file (datasets' save_to_disk)")
     datasets = require("datasets", "hf-dataset")
     return datasets.load_dataset(name, cache_dir=str(cache_dir() / "hf-datasets"))
 
