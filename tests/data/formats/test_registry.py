@@ -15,7 +15,7 @@ from distill.registry import UnknownNameError
 
 def test_every_format_is_registered_with_options():
     assert set(DATA_FORMATS.names()) == {"image-folder", "table", "hf-dataset", "numpy",
-                                         "text-folder", "builtin"}
+                                         "text-folder", "text-corpus", "builtin"}
     for name in DATA_FORMATS.names():
         data_format = DATA_FORMATS.get(name)
         assert issubclass(data_format, DataFormat) and data_format.name == name

@@ -5,14 +5,15 @@ text_column="text", tokenizer=tok)`` gives a :class:`LoadedData` (train, test, u
 names, preprocessing); ``check_data`` validates the same options cheaply, without decoding
 everything (``distill run --check``); ``guess_format`` names the format a path looks like.
 
-A format is one module here that registers its class in :data:`DATA_FORMATS` (plus its line in
-``_FORMAT_MODULES`` below). Optional dependencies (pyarrow, datasets) are imported only when a
-format that needs them is used.
+A format is one module here that registers its class in :data:`DATA_FORMATS`; every module of
+the package is imported, so adding a format is adding its file. Optional dependencies (pyarrow,
+datasets) are imported only when a format that needs them is used.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from distill.data.formats.base import (  # noqa: E402 - the formats below need t
     SourceOptions,
 )
 
-_FORMAT_MODULES = ("images", "tables", "hf_datasets", "arrays", "text_folders", "builtin")
+# every module of this package is a format that registers itself: adding one is one file
+_FORMAT_MODULES = tuple(sorted(
+    info.name for info in pkgutil.iter_modules(__path__) if info.name != "base"))
 for _module in _FORMAT_MODULES:
     importlib.import_module(f"distill.data.formats.{_module}")
 
