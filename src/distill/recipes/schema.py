@@ -10,6 +10,7 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -127,9 +128,11 @@ class HFTeacher(TeacherOutputs, Trust):
 
     arch: Literal["hf"]
     model: NameOrPath
-    task: Literal["sequence-classification", "sentence-embedding"] = "sequence-classification"
+    task: Literal["sequence-classification", "sentence-embedding", "causal-lm"] = (
+        "sequence-classification")
     """``sentence-embedding``: the encoder's mean-pooled, normalised output (as
-    sentence-transformers' MiniLM models), distilled with ``[loss] kind = "embedding"``."""
+    sentence-transformers' MiniLM models), distilled with ``[loss] kind = "embedding"``;
+    ``causal-lm``: a generative model (set for you by the recipe's ``task = "causal-lm"``)."""
     finetune: TrainSpec | None = None
     cache: bool = True
     attention: Literal["eager", "sdpa"] | None = None
@@ -261,6 +264,19 @@ class LossSpec(Section):
     alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     hidden: HiddenLossSpec | None = None
     attention: LayerLossSpec | None = None
+    divergence: str = "forward_kl"
+    """Language models: ``forward_kl``, ``reverse_kl`` or ``jsd`` (or their usual names)."""
+    beta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    """``jsd``'s mixing weight."""
+    chunk_size: Count | None = 128
+    """Language models: positions per chunk of logits (None: all at once)."""
+
+    @field_validator("divergence")
+    @classmethod
+    def _known_divergence(cls, value: str) -> str:
+        from distill.losses.divergences import divergence_name
+
+        return divergence_name(value)
 
 
 class BaselineSpec(Section):
@@ -290,6 +306,10 @@ class EvaluateSpec(Section):
 
 class Recipe(Section):
     name: RunName | None = None
+    task: str | None = None
+    """What the models do: ``classification`` (the default), ``causal-lm`` (a generative
+    language model, scored by perplexity) or ``sentence-embedding``; by default the one the
+    data and teacher imply."""
     data: DataSpec
     teacher: TeacherSpec | None = None
     self_distill: SelfDistillSpec | None = None
@@ -318,6 +338,7 @@ class Recipe(Section):
                 + ("the [baseline] on; set [baseline] enabled = false"
                    if self.self_distill is None else "the first [self_distill] generation on")
             )
+        self._task_consistent()
         self._hf_consistent()
         self._pruned_consistent()
         self._stages_consistent()
@@ -331,6 +352,47 @@ class Recipe(Section):
                 "differ every epoch; use outputs = 'online' or augment = 'none'"
             )
         return self
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str | None) -> str | None:
+        from distill.tasks import TASKS
+
+        return None if value is None else TASKS.canonical(value)
+
+    @property
+    def resolved_task(self) -> str:
+        """The task named, or the one the data and teacher imply."""
+        if self.task is not None:
+            return self.task
+        if self.data.format == "text-corpus":
+            return "causal-lm"
+        if isinstance(self.teacher, HFTeacher) and self.teacher.task != "sequence-classification":
+            return self.teacher.task
+        return "classification"
+
+    def _task_consistent(self) -> None:
+        task = self.resolved_task
+        lm_data = self.data.format == "text-corpus"
+        if (task == "causal-lm") != lm_data:
+            raise ValueError(
+                "task = 'causal-lm' learns next tokens from [data] format = 'text-corpus'"
+                if task == "causal-lm" else
+                f"[data] format = 'text-corpus' is next-token text: set task = 'causal-lm' "
+                f"(not '{task}')")
+        if task != "causal-lm":
+            return
+        if not isinstance(self.teacher, HFTeacher):
+            raise ValueError("task = 'causal-lm' needs a Hugging Face causal language model as "
+                             "[teacher] (arch = 'hf', model = <folder or hub id>)")
+        if self.teacher.task == "sequence-classification":
+            self.teacher.task = "causal-lm"  # said once, at the top of the recipe
+        given = [name for name, on in (("[[stages]]", self.stages),
+                                       ("[loss] kind = 'embedding'", self.loss.kind != "kd"),
+                                       ("[data] labeled", self.data.labeled is not None))
+                 if on]
+        if given:
+            raise ValueError(f"task = 'causal-lm' recipes do not take {', '.join(given)} yet")
 
     def _stages_consistent(self) -> None:
         if not self.stages:
