@@ -75,7 +75,8 @@ def format_options(data: Any) -> Any:
     """The data format's ``Options`` behind a ``[data]`` table."""
     data_format = DATA_FORMATS.get(data.format)
     if isinstance(data, BuiltinData):
-        return data_format.options(name=data.dataset, root=data.root, max_length=data.max_length)
+        root = data.root if data.dataset != "digits" else None  # digits ships in scikit-learn
+        return data_format.options(name=data.dataset, root=root, max_length=data.max_length)
     return data_format.options(**data.model_dump(exclude={"format", "labeled"}, exclude_unset=True))
 
 
