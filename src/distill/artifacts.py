@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,14 @@ def save(
     :func:`distill.hf.save_pretrained`), which ``transformers`` opens without distill;
     quantized ones in distill's format (integer tensors and the HF config), which
     ``distill.load`` opens (or ship them as ONNX: :func:`distill.quantize.to_onnx`).
+
+    ``metadata["preprocessing"]``, how inputs were prepared (``LoadedData.preprocessing``), is
+    checked here and given back by :func:`read_preprocessing` and as the loaded model's
+    ``distill_preprocessing``, so ``distill predict`` and ``distill eval`` repeat it.
     """
     path = Path(path)
+    if metadata and metadata.get("preprocessing") is not None:  # refused now, not at predict
+        check_preprocessing(metadata["preprocessing"], "metadata['preprocessing']")
     model = permanent_copy(model)  # pruning masks become plain zeros in the saved weights
     quantization = getattr(model, "distill_quantization", None)
     if quantization is not None and architecture is None and _is_hf(model):
@@ -197,8 +204,11 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
         return OnnxModel(path)
     hf_class = _hf_architecture(path)
     if hf_class is not None:
-        return _load_hf(path, hf_class, allow_pickle, trust_code).to(device).eval()
+        preprocessing = read_preprocessing(path)  # a bad record fails before weights are read
+        return _with_preprocessing(_load_hf(path, hf_class, allow_pickle, trust_code),
+                                   preprocessing).to(device).eval()
     config = read_config(path)
+    preprocessing = read_preprocessing(path)
     weights = path / WEIGHTS
     if not weights.is_file() or weights.is_symlink():
         raise ArtifactError(f"{path} has no {WEIGHTS} (a regular file)")
@@ -209,7 +219,8 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
     if config.get("resized"):
         _resize_from_file(model, weights, header)
     if config.get("quantization"):
-        return _load_quantized(model, config, weights).to(device)
+        return _with_preprocessing(_load_quantized(model, config, weights),
+                                   preprocessing).to(device)
     try:
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
     except Exception as err:  # safetensors raises several types for corrupt or mismatched files
@@ -222,7 +233,118 @@ def load(path: str | Path, *, device: str = "cpu", allow_pickle: bool = False,
     if not hasattr(model, "distill_spec") or config.get("resized"):
         model.distill_spec = {"architecture": config["architecture"], "kwargs": config["kwargs"],
                               **({"resized": True} if config.get("resized") else {})}
-    return model.to(device).eval()
+    return _with_preprocessing(model, preprocessing).to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# what a folder records beside its weights: how inputs were prepared, the class names
+
+HF_METADATA = "distill.json"  # beside a save_pretrained folder (distill.hf.save_pretrained)
+
+
+def _read_json_object(file: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{file} is not readable JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{file} holds a {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _metadata_file(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The file holding ``folder``'s metadata and that metadata; None when it has none:
+    distill's format (config.json's "metadata"), an ONNX export (its config.json's
+    "preprocessing" and "class_names"), a Hugging Face folder saved by distill (distill.json)."""
+    from distill.quantize.onnx import FORMAT as ONNX_FORMAT
+
+    if not folder.is_dir():
+        return None
+    if (folder / HF_METADATA).is_file():
+        return folder / HF_METADATA, _read_json_object(folder / HF_METADATA)
+    if not (folder / CONFIG).is_file():
+        return None
+    config = _read_json_object(folder / CONFIG)
+    if config.get("format") == ONNX_FORMAT:
+        return folder / CONFIG, {k: config[k] for k in ("preprocessing", "class_names")
+                                 if k in config}
+    if config.get("format") != FORMAT:
+        return None
+    metadata = config.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{folder / CONFIG}: 'metadata' must be a JSON object")
+    return folder / CONFIG, metadata
+
+
+def read_metadata(folder: str | Path) -> dict[str, Any]:
+    """What ``distill.save(..., metadata=...)`` (or an ONNX export) recorded with a model;
+    ``{}`` for a folder that records nothing. Read as data: nothing is imported or run."""
+    found = _metadata_file(Path(folder))
+    return {} if found is None else found[1]
+
+
+def read_preprocessing(folder: str | Path) -> dict[str, Any] | None:
+    """How the model's inputs were prepared (``LoadedData.preprocessing``: ``{"kind": "image",
+    "size": [h, w], "channels": "L", "mean": [...], "std": [...]}`` or the tabular / text
+    kinds), as recorded in its folder; None when nothing is recorded. A record that is not one
+    is an :class:`ArtifactError` naming the file."""
+    found = _metadata_file(Path(folder))
+    if found is None or found[1].get("preprocessing") is None:
+        return None
+    file, metadata = found
+    return check_preprocessing(metadata["preprocessing"], str(file))
+
+
+def check_preprocessing(value: Any, source: str) -> dict[str, Any]:
+    """``value`` if it is a preprocessing record (a JSON object of a known "kind"; an image's
+    size, channels, mean and std usable by :func:`distill.data.formats.images.preprocess_image`),
+    else an :class:`ArtifactError` naming ``source``."""
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{source}: preprocessing must be a JSON object, got "
+                            f"{type(value).__name__}")
+    from distill.data.formats.base import InputKind  # the kinds LoadedData.preprocessing has
+
+    kind, kinds = value.get("kind"), typing.get_args(InputKind)
+    if kind not in kinds:
+        raise ArtifactError(f"{source}: preprocessing 'kind' is {kind!r}; known: {kinds}")
+    problem = {"image": _image_problem, "tabular": _statistics_problem}.get(
+        kind, lambda _: None)(value)
+    if problem:
+        raise ArtifactError(f"{source}: {kind} preprocessing {problem}")
+    return value
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+
+
+def _statistics_problem(value: dict[str, Any], count: int | None = None) -> str | None:
+    for key in ("mean", "std"):
+        given = value.get(key)
+        if given is None and count is None:  # a table kept as it was
+            continue
+        if not _numbers(given) or not given or (count is not None and len(given) != count):
+            wanted = f"{count} number(s), one per channel" if count else "a list of numbers"
+            return f"'{key}' must be {wanted}, got {given!r}"
+    if value.get("std") is not None and any(s <= 0 for s in value["std"]):
+        return f"'std' must be positive, got {value['std']!r}"
+    return None
+
+
+def _image_problem(value: dict[str, Any]) -> str | None:
+    size, channels = value.get("size"), value.get("channels")
+    if not (_numbers(size) and len(size) == 2 and all(type(d) is int and d > 0 for d in size)):
+        return f"'size' must be [height, width] in pixels, got {size!r}"
+    if channels not in ("L", "RGB"):
+        return f"'channels' must be 'L' or 'RGB', got {channels!r}"
+    return _statistics_problem(value, 1 if channels == "L" else 3)
+
+
+def _with_preprocessing(model: nn.Module, preprocessing: dict[str, Any] | None) -> nn.Module:
+    """The loaded model, carrying its folder's preprocessing record (``None``: none kept)."""
+    model.distill_preprocessing = preprocessing
+    return model
 
 
 PINNED_FILES = (WEIGHTS, "model.onnx")

@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from distill.cli_data import DATA_CHOICES, data_arguments, dataset, mismatches
+
+__all__ = ["DATA_CHOICES", "main"]
 
 EPILOG = """examples:
   distill run recipes/fashion-mnist.toml --out runs/fmnist
   distill eval runs/fmnist/student --data fashion-mnist --json
+  distill predict runs/fmnist/student shoe.png shirt.png
   distill cache TEACHER_FOLDER --data fashion-mnist --out caches/fmnist --top-k 5
   distill compare runs/fmnist runs/fmnist-pruned
   distill generate runs/mini/student "To be, or not to be" --max-new-tokens 40
@@ -18,25 +25,6 @@ EPILOG = """examples:
 A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [baseline] and
 [evaluate] tables; see recipes/ and the README for annotated examples.
 """
-
-
-DATA_CHOICES = ["fashion-mnist", "digits", "rotten-tomatoes"]
-
-
-def _data_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
-    """--data (a built-in name or a path), or --recipe (the data a run used, exactly)."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help=f"data to {verb}: a built-in dataset "
-                        f"({', '.join(DATA_CHOICES)}) or a path (image folder, CSV/JSONL/Parquet, "
-                        ".npz, a saved datasets folder, a text folder; text is read by the "
-                        "model's tokenizer)")
-    source.add_argument("--recipe", type=Path,
-                        help="take the data from a recipe's [data] table (the same split a run "
-                        "of it used)")
-    parser.add_argument("--format", help="the path's data format (default: guessed from it)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a data format option, e.g. label_column=label (repeatable; "
-                        "values are read as TOML: numbers, true/false, [lists], or text)")
 
 
 TRUST_HELP = ("run code the model folder names (a 'module:function' factory, a Hugging Face "
@@ -80,13 +68,15 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="evaluate a saved model: accuracy, calibration, size, CPU latency",
         description="Evaluate a model saved by distill (a folder with config.json and "
-        "model.safetensors) on a built-in dataset. With --teacher, also agreement and KL to "
-        "the teacher, and retention / speedup / compression.",
+        "model.safetensors) on a built-in dataset or a path. An image folder is prepared as the "
+        "model folder records (size, channels, mean, std) unless --option says otherwise. With "
+        "--teacher, also agreement and KL to the teacher, and retention / speedup / "
+        "compression. A teacher (or model) near chance on the data is a WARNING on stderr.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  distill eval runs/fmnist/student --data fashion-mnist --json",
     )
     ev.add_argument("model", type=Path, help="saved model folder")
-    _data_arguments(ev, "evaluate on")
+    data_arguments(ev, "evaluate on")
     ev.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     ev.add_argument("--split", default="test", choices=["train", "test"])
     ev.add_argument("--teacher", type=Path, help="saved teacher folder to compare against")
@@ -94,6 +84,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--repeats", type=int, default=50, help="timed runs per batch size")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
+
+    pr = sub.add_parser(
+        "predict",
+        help="the class a saved model gives each image file, and its probability",
+        description="Prepare each image as the model folder records (size, channels, mean, "
+        "std: saved by distill run) and print its top class (by name when the folder records "
+        "class_names) and probability. A folder that records nothing needs --size, --channels, "
+        "--mean and --std; given with a record, they replace it (with a warning).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  distill predict runs/fmnist/student shoe.png shirt.png",
+    )
+    pr.add_argument("model", type=Path, help="saved model folder (or exported ONNX folder)")
+    pr.add_argument("images", nargs="+", type=Path, help="image files")
+    pr.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize to H x W")
+    pr.add_argument("--channels", choices=["L", "RGB"], help="L: grey; RGB: colour")
+    pr.add_argument("--mean", type=float, nargs="+", help="per channel, of pixels in [0, 1]")
+    pr.add_argument("--std", type=float, nargs="+", help="per channel, of pixels in [0, 1]")
+    pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
     cache = sub.add_parser(
         "cache",
@@ -108,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "--out caches/fmnist-top5 --top-k 5",
     )
     cache.add_argument("model", type=Path, help="saved teacher folder")
-    _data_arguments(cache, "run the teacher over")
+    data_arguments(cache, "run the teacher over")
     cache.add_argument("--max-length", type=int, default=64, help="text: tokens per sample")
     cache.add_argument("--split", default="train", choices=["train", "test"])
     cache.add_argument("--out", type=Path, required=True, help="cache folder")
@@ -206,6 +214,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from distill.recipes.loader import load_recipe
     from distill.recipes.runner import run_recipe
+    from distill.report.formatting import retention_text
     from distill.report.markdown import summary_table
 
     if not args.quiet:
@@ -225,8 +234,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if not metrics:  # another rank of a torchrun launch: rank 0 reports
         return 0
+    _warn(metrics)
     print(summary_table(metrics))
-    parts = [f"retention {100 * metrics['retention']:.2f}%" if metrics.get("retention") else ""]
+    parts = [f"retention {retention_text(metrics)}" if metrics.get("retention") else ""]
     if metrics.get("speedup"):
         parts.append(f"speedup {metrics['speedup']:.2f}x")
     if metrics.get("compression"):
@@ -248,84 +258,85 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset(args: argparse.Namespace):
-    """The data named by --data or --recipe, the split asked for (text: the model's tokenizer)."""
-    if args.recipe is not None:
-        from distill.recipes.loader import load_recipe
-        from distill.recipes.runner import load_data
-
-        train, test, _ = load_data(load_recipe(args.recipe))
-        return test if args.split == "test" else train
-    from distill.data import TEXT_DATASETS, load_dataset
-
-    if args.data in DATA_CHOICES and args.format is None and not args.option:
-        if args.data not in TEXT_DATASETS:
-            return load_dataset(args.data, args.split)
-        from distill.hf.text import load_text_dataset
-
-        return load_text_dataset(args.data, args.split, _tokenizer(args), args.max_length)
-    from distill.data.formats import DATA_FORMATS, guess_format
-
-    path = Path(args.data)
-    if not path.exists():
-        raise FileNotFoundError(f"--data {args.data!r}: no such file or folder, and not a "
-                                f"built-in dataset ({', '.join(DATA_CHOICES)})")
-    data_format = DATA_FORMATS.get(args.format or guess_format(path))
-    options = {"path": path, "test": path, **_options(args.option)}
-    tokenizer = None
-    if data_format.reads_text(data_format.options(**options)):
-        tokenizer = _tokenizer(args)
-        options.setdefault("max_length", args.max_length)
-    loaded = data_format.load(data_format.options(**options), tokenizer=tokenizer)
-    return loaded.test  # the whole source (given as train and test alike)
-
-
-def _tokenizer(args: argparse.Namespace):
-    from distill.hf import load_tokenizer
-
-    return load_tokenizer(args.model, trust_remote_code=args.trust_code)
-
-
-def _options(pairs: list[str]) -> dict[str, object]:
-    """KEY=VALUE pairs; each value read as a TOML value when it is one, else as text."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--option {pair!r}: write KEY=VALUE, e.g. label_column=label")
-        try:
-            options[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key.strip()] = value
-    return options
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     from distill.artifacts import load
-    from distill.evaluate.compare import compare, evaluate_models
     from distill.report.markdown import summary_table
 
-    data = _dataset(args)
+    data, prepared = dataset(args)
+    printed = mismatches(args, prepared)
+    for line in printed:  # now: the evaluation may fail because of them
+        print(f"WARNING: {line}", file=sys.stderr)
     model = load(args.model, trust_code=args.trust_code)
-    if args.teacher is not None:
-        teacher = load(args.teacher, trust_code=args.trust_code)
-        result = compare(teacher, model, data, threads=args.threads,
-                         latency_repeats=args.repeats)
-    else:
-        result = evaluate_models({"student": model}, data, threads=args.threads,
-                                 latency_repeats=args.repeats)
+    teacher = None if args.teacher is None else load(args.teacher, trust_code=args.trust_code)
+    try:
+        result = _evaluate(args, model, teacher, data)
+    except RuntimeError as err:  # inputs of another shape than the model takes
+        raise ValueError(f"the model cannot run on this data ({err})"
+                         + ("; see the WARNING above" if printed else "")) from err
+    result["warnings"] = printed + result["warnings"]
+    _warn(result, to_stdout=not args.json, printed=printed)
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(summary_table(result))
-        for key in ("retention", "speedup", "compression"):
-            if result.get(key) is not None:
-                print(f"{key}: {result[key]:.4f}")
+        return 0
+    print(summary_table(result))
+    for key in ("retention", "speedup", "compression"):
+        note = result.get(f"{key}_note")  # retention_note: the teacher is near chance
+        if result.get(key) is not None or note:
+            value = "–" if result.get(key) is None else f"{result[key]:.4f}"
+            print(f"{key}: {value}" + (f" ({note})" if note else ""))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, model, teacher, data) -> dict[str, Any]:
+    """compare() against the teacher, or the model alone (warned about when near chance)."""
+    from distill.evaluate.chance import check_chance, near_chance_warning
+    from distill.evaluate.compare import compare, evaluate_models
+    from distill.evaluate.predict import predict
+
+    if teacher is not None:
+        return compare(teacher, model, data, threads=args.threads, latency_repeats=args.repeats)
+    predictions = {"student": predict(model, data)}
+    result = evaluate_models({"student": model}, data, threads=args.threads,
+                             latency_repeats=args.repeats, predictions=predictions)
+    check = check_chance(predictions["student"].logits, predictions["student"].labels)
+    result["warnings"] = [near_chance_warning(
+        check, f"the model {args.model}", "its accuracy here says nothing about what it learned"
+    )] if check is not None and check.near_chance else []
+    return result
+
+
+def _warn(metrics: dict[str, Any], to_stdout: bool = True, printed: Sequence[str] = ()) -> None:
+    """Each warning first, "WARNING: ..." on stderr (but those ``printed`` there already),
+    and (unless stdout is JSON) atop the summary too: numbers after one may mean nothing."""
+    from distill.report.formatting import warnings_of
+
+    for line in warnings_of(metrics):
+        if line not in printed:
+            print(f"WARNING: {line}", file=sys.stderr)
+        if to_stdout:
+            print(f"WARNING: {line}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from distill.artifacts import load, read_metadata, read_preprocessing
+    from distill.inference import (
+        class_names_of,
+        image_preprocessing,
+        predict_images,
+        preprocessing_mismatches,
+    )
+
+    recorded = read_preprocessing(args.model)
+    given = {"size": args.size, "channels": args.channels, "mean": args.mean, "std": args.std}
+    preprocessing = image_preprocessing(recorded, given, str(args.model))
+    named = {k for k, v in given.items() if v is not None}
+    for line in preprocessing_mismatches(recorded, preprocessing, f"the model {args.model}",
+                                         named):
+        print(f"WARNING: {line}", file=sys.stderr)
+    model = load(args.model, trust_code=args.trust_code)
+    names = class_names_of(read_metadata(args.model))
+    for p in predict_images(model, args.images, preprocessing, names):
+        print(f"{p.path}: {p.name} ({100 * p.probability:.2f}%)")
     return 0
 
 
@@ -333,8 +344,11 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from distill.artifacts import load
     from distill.teachers import cache_teacher
 
+    data, prepared = dataset(args)
+    for line in mismatches(args, prepared):
+        print(f"WARNING: {line}", file=sys.stderr)
     cache = cache_teacher(
-        load(args.model, trust_code=args.trust_code), _dataset(args), args.out, top_k=args.top_k,
+        load(args.model, trust_code=args.trust_code), data, args.out, top_k=args.top_k,
         dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )
@@ -435,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
                RunFolderError, CacheError, ValueError, TypeError, OSError)
-    commands = {"run": _cmd_run, "eval": _cmd_eval, "cache": _cmd_cache,
+    commands = {"run": _cmd_run, "eval": _cmd_eval, "predict": _cmd_predict, "cache": _cmd_cache,
                 "compare": _cmd_compare, "plan": _cmd_plan, "report": _cmd_report,
                 "generate": _cmd_generate}
     try:

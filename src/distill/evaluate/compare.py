@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from distill.evaluate.chance import check_chance, near_chance_warning
 from distill.evaluate.diagnostics import diagnose
 from distill.evaluate.latency import measure_latency
 from distill.evaluate.metrics import classification_metrics
@@ -82,6 +83,11 @@ def compare(
     calibration and inherited-error numbers (:func:`distill.evaluate.diagnostics.diagnose`).
     ``stages``: more models (a pipeline's intermediate students) measured in the same run,
     listed under ``"stages"``.
+
+    ``warnings``: what makes these numbers untrustworthy, each said in full. When the teacher
+    is not clearly above chance on ``data`` (:mod:`distill.evaluate.chance`;
+    ``teacher_near_chance``, ``chance_accuracy``), ``retention``, ``baseline_retention`` and
+    ``gap_closed`` are still reported but ``retention_note`` says they mean nothing.
     """
     if 1 not in batch_sizes:
         raise ValueError(
@@ -129,7 +135,26 @@ def compare(
                                                 t["accuracy"], b["accuracy"], s["accuracy"])
         if note:
             result["gap_closed_note"] = note
+    _add_chance(result, predictions["teacher"])
     return result
+
+
+def _add_chance(result: dict[str, Any], teacher: Predictions) -> None:
+    """``chance_accuracy``, ``teacher_near_chance`` and, when near, the warning and the
+    retention note: ratios to a teacher at chance level measure nothing."""
+    result.setdefault("warnings", [])
+    check = check_chance(teacher.logits, teacher.labels)
+    result["chance_accuracy"] = None if check is None else check.chance
+    result["teacher_near_chance"] = bool(check is not None and check.near_chance)
+    if check is None or not check.near_chance:
+        return
+    result["warnings"].append(near_chance_warning(check))
+    result["retention_note"] = (
+        f"meaningless: the teacher scores {100 * check.accuracy:.2f}% where always answering "
+        f"the most frequent class scores {100 * check.chance:.2f}%, so retention"
+        + (", baseline retention and gap closed compare" if "baseline_retention" in result
+           else " compares")
+        + " the student with a model at chance level")
 
 
 def _correct(predictions: dict[str, Predictions]) -> dict[str, Any]:

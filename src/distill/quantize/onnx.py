@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ def to_onnx(
     calibration: Any = None,
     calibration_batches: int = 8,
     tolerance: float = 1e-4,
+    preprocessing: dict[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """Export ``model`` to the folder ``path`` (``model.onnx`` + ``config.json``), checked.
 
@@ -67,12 +69,17 @@ def to_onnx(
     Runtime (int8 weights per channel, activations per batch: transformers); ``"static"``
     calibrates activation ranges on ``calibration`` data and writes a QDQ graph (CNNs, whose
     convolutions the dynamic kind leaves slow). The int8 difference is recorded, not bounded.
+
+    ``preprocessing`` (how inputs were prepared: ``LoadedData.preprocessing``, or the source
+    folder's :func:`distill.artifacts.read_preprocessing`) and ``class_names`` are written to
+    config.json, so the exported model predicts on new files as its source did.
     """
     mode = {True: "dynamic", False: None, None: None}.get(int8, int8)  # type: ignore[call-overload]
     if mode not in (None, "dynamic", "static"):
         raise ValueError(f"int8 must be False, True/'dynamic' or 'static', got {int8!r}")
     if mode == "static" and calibration is None:
         raise ValueError("int8='static' calibrates activations: pass calibration=<data>")
+    extra = _records(preprocessing, class_names)
     ort = _require_onnx()
     path = Path(path)
     names = list(example_inputs) if isinstance(example_inputs, Mapping) else None
@@ -105,7 +112,7 @@ def to_onnx(
             raise ValueError(f"the exported graph's logits differ from PyTorch's by {diff:.2e} "
                              f"(relative to the largest logit; tolerance {tolerance:.0e})")
         config: dict[str, Any] = {"format": FORMAT, "inputs": input_names, "int8": mode,
-                                  "max_relative_diff_fp32": diff}
+                                  "max_relative_diff_fp32": diff, **extra}
         if mode:
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -122,6 +129,21 @@ def to_onnx(
                                                          args, reference)
         atomic.write_json(tmp / "config.json", config)
     return path
+
+
+def _records(preprocessing: dict[str, Any] | None,
+             class_names: Sequence[str] | None) -> dict[str, Any]:
+    """The config.json entries for what the export carries beside its graph, checked first."""
+    from distill.artifacts import check_preprocessing
+
+    out: dict[str, Any] = {}
+    if preprocessing is not None:
+        out["preprocessing"] = check_preprocessing(preprocessing, "to_onnx(preprocessing=...)")
+    if class_names is not None:
+        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
+            raise ValueError(f"class_names must be a list of strings, got {class_names!r}")
+        out["class_names"] = list(class_names)
+    return out
 
 
 def _quantize(source: Path, target: Path, mode: str, names: list[str], calibration: Any,
@@ -190,6 +212,10 @@ class OnnxModel(nn.Module):
         self.config = json.loads((self.folder / "config.json").read_text())
         if self.config.get("format") != FORMAT:
             raise ValueError(f"{self.folder}: not an exported ONNX model ({FORMAT})")
+        from distill.artifacts import read_preprocessing
+
+        # how inputs were prepared, as distill.load gives every model (None: not recorded)
+        self.distill_preprocessing = read_preprocessing(self.folder)
         self._session: Any = None
         self._threads = 0
 

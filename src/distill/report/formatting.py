@@ -42,6 +42,19 @@ def pct_ci(v: Any, ci: Any) -> str:
     return f"{100 * v:.2f}% ({100 * ci[0]:.2f}–{100 * ci[1]:.2f})"
 
 
+def warnings_of(metrics: dict[str, Any]) -> list[str]:
+    """What makes the run's numbers untrustworthy (``metrics["warnings"]``), said first
+    everywhere: the terminal (prefixed ``WARNING:``), report.md and report.html."""
+    found = metrics.get("warnings") or []
+    return [str(w) for w in found] if isinstance(found, list) else [str(found)]
+
+
+def retention_text(metrics: dict[str, Any]) -> str:
+    """Retention as a percentage, and when it means nothing, why (``retention_note``)."""
+    note = metrics.get("retention_note")
+    return pct(metrics.get("retention")) + (f" ({note})" if note else "")
+
+
 def findings(metrics: dict[str, Any]) -> list[str]:
     """Each comparison the run measured, in words that never call noise a gain or a loss."""
     from distill.evaluate.uncertainty import describe_difference
@@ -54,7 +67,9 @@ def findings(metrics: dict[str, Any]) -> list[str]:
              for key, a, b in names if key in differences]
     if metrics.get("gap_closed") is not None:
         lines.append(f"Gap closed by distillation: {pct(metrics['gap_closed'])} of the "
-                     "teacher–baseline difference")
+                     "teacher–baseline difference"
+                     + (" (meaningless: the teacher is near chance)"
+                        if metrics.get("teacher_near_chance") else ""))
     elif metrics.get("gap_closed_note"):
         lines.append(f"Gap closed: not reported ({metrics['gap_closed_note']})")
     return lines
@@ -100,6 +115,10 @@ def _div(a: Any, b: Any) -> float | None:
 def plain_summary(metrics: dict[str, Any]) -> str | None:
     """The run in a sentence: what the student gained, what it cost."""
     diff = (metrics.get("differences") or {}).get("student_vs_teacher")
+    if metrics.get("teacher_near_chance"):
+        return ("In short: no verdict. The teacher is at chance level on this data, so how much "
+                "of its accuracy the student keeps says nothing; fix the teacher or the data "
+                "first (see the warning).")
     if not _number(metrics.get("retention")) or not _number(metrics.get("speedup")):
         return None
     cost = ("no measurable loss of accuracy" if diff is not None and not diff["measurable"]

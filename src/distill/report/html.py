@@ -17,7 +17,7 @@ from distill.report.figures import (
     per_class_plot,
     reliability_plot,
 )
-from distill.report.formatting import findings, latency_note, pct_ci
+from distill.report.formatting import findings, latency_note, pct_ci, warnings_of
 from distill.report.formatting import ms as _ms
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -34,6 +34,7 @@ table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}
 th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right} th{background:#f5f5f7}
 td:first-child,th:first-child{text-align:left} img{max-width:100%;height:auto}
 .flag{color:#c0392b;font-weight:600} .none{color:#888;font-style:italic}
+.warning{background:#fdecea;border-left:4px solid #c0392b;padding:.6rem 1rem;margin:1rem 0}
 pre{background:#f5f5f7;padding:.8rem;overflow:auto;font-size:.85rem}
 .cards{display:flex;gap:1rem;flex-wrap:wrap} .card{background:#f5f5f7;border-radius:8px;
 padding:.6rem 1rem;min-width:9rem} .card b{display:block;font-size:1.3rem}
@@ -65,7 +66,11 @@ def _summary(metrics: dict[str, Any]) -> str:
                  _size(e.get("size_bytes")), _ms(e.get("latency_ms_p50")),
                  _ms(e.get("latency_ms_p95")), "–" if speedup is None else f"{speedup:.2f}×"]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    cards = [("retention", _pct(metrics.get("retention"))),
+    retention = _pct(metrics.get("retention"))
+    if metrics.get("retention_note"):
+        retention = (f'<span class="flag" title="{escape(metrics["retention_note"])}">'
+                     f"{retention} (meaningless)</span>")
+    cards = [("retention", retention),
              ("speed-up (batch 1)", "–" if metrics.get("speedup") is None
               else f"{metrics['speedup']:.2f}×"),
              ("compression", "–" if metrics.get("compression") is None
@@ -207,4 +212,11 @@ def render_html(metrics: dict[str, Any], recipe_toml: str | None = None) -> str:
             f"{escape(str(env.get('torch', '?')))}).")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=\"meta\">{meta}</p>{sections}</body></html>\n")
+            f"<h1>{escape(title)}</h1><p class=\"meta\">{meta}</p>{_warnings(metrics)}"
+            f"{sections}</body></html>\n")
+
+
+def _warnings(metrics: dict[str, Any]) -> str:
+    """Each warning in a red box above everything else: the numbers below may mean nothing."""
+    return "".join(f'<div class="warning" id="warning-{i}" role="alert"><b>WARNING:</b> '
+                   f"{escape(w)}</div>" for i, w in enumerate(warnings_of(metrics)))

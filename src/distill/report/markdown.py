@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.report.formatting import findings, latency_note, pct_ci
+from distill.report.formatting import findings, latency_note, pct_ci, retention_text, warnings_of
 from distill.report.formatting import num as _num
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -48,7 +48,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 def _headline(metrics: dict[str, Any]) -> list[str]:
     if metrics.get("task") != "sentence-embedding":
-        return [f"- **Retention** (student / teacher accuracy): {_pct(metrics.get('retention'))}"]
+        return [f"- **Retention** (student / teacher accuracy): {retention_text(metrics)}"]
     before = metrics.get("student_before_distillation", {})
     return [
         "- **Agreement with the teacher** on held-out text: cosine "
@@ -83,6 +83,7 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
         f"{metrics['student'].get('latency_threads', '?')} thread(s); "
         f"torch {env.get('torch', '?')}).",
         "",
+        *[f"> **WARNING:** {warning}\n" for warning in warnings_of(metrics)],
         "## Summary",
         "",
         summary_table(metrics),
@@ -99,6 +100,9 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
             "hard labels only."
             + (f" Not reported: {metrics.get('gap_closed_note') or 'no gap to close'}."
                if metrics.get("gap_closed") is None else "")
+            + (" Meaningless here: the teacher is near chance."
+               if metrics.get("teacher_near_chance") and metrics.get("gap_closed") is not None
+               else "")
         )
     found = findings(metrics)
     if found:

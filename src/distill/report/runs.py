@@ -37,7 +37,8 @@ def runs_table(folders: list[str | Path]) -> str:
         cells = [m.get("name") or Path(folder).name,
                  _pct(m.get("teacher", {}).get("accuracy")), _pct(student.get("accuracy")),
                  _pct((m.get("baseline") or {}).get("accuracy")), _gain(m),
-                 _pct(m.get("retention")),
+                 _pct(m.get("retention"))
+                 + (" (meaningless: teacher at chance)" if m.get("teacher_near_chance") else ""),
                  _ratio(m.get("speedup")), _ratio(m.get("compression")),
                  f"{student.get('params', 0):,}",
                  f"{latency:.3f} ms" if isinstance(latency, int | float) else "–"]
