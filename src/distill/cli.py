@@ -64,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
     run.add_argument("--check", action="store_true", help="only validate the recipe, run nothing")
 
+    init = sub.add_parser(
+        "init",
+        help="write a commented starter recipe for your data (and teacher)",
+        description="Look at DATA (an image folder, a CSV/JSONL/Parquet table, .npz, a text "
+        "folder or corpus, or a built-in dataset's name) and write a recipe that runs as "
+        "written, every choice explained in a comment. Nothing is trained.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  distill init images/train --out recipes/mine.toml\n"
+        "  distill init reviews.csv --teacher my-finetuned-bert\n"
+        "  distill init images/train --teacher resnet",
+    )
+    init.add_argument("data", help="the training data (a path, or a built-in dataset's name)")
+    init.add_argument("--teacher", help="a saved model folder, a Hugging Face folder or hub id, "
+                      "or a vision family (resnet, mobilenet_v2, ...); default: one the recipe "
+                      "trains")
+    init.add_argument("--out", type=Path, default=Path("recipe.toml"),
+                      help="where to write the recipe (default: recipe.toml)")
+    init.add_argument("--name", help="the run's name (default: from the data's)")
+    init.add_argument("--force", action="store_true", help="replace an existing --out file")
+
     ev = sub.add_parser(
         "eval",
         help="evaluate a saved model: accuracy, calibration, size, CPU latency",
@@ -258,6 +278,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from distill import atomic
+    from distill.recipes.loader import load_recipe
+    from distill.recipes.starter import starter_recipe
+
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"{args.out} exists; choose another --out or pass --force")
+    starter = starter_recipe(args.data, teacher=args.teacher, out=args.out, name=args.name)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(args.out, starter.text)
+    load_recipe(args.out)  # what was written parses (a bug here, not the user's, if not)
+    print(f"wrote {args.out} ({starter.data.summary()}); check it with "
+          f"`distill run {args.out} --check`, then run it with `distill run {args.out}`")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from distill.artifacts import load
     from distill.report.markdown import summary_table
@@ -449,9 +485,9 @@ def main(argv: list[str] | None = None) -> int:
 
     handled = (RecipeError, ArtifactError, DatasetNotFoundError, NonFiniteLossError,
                RunFolderError, CacheError, ValueError, TypeError, OSError)
-    commands = {"run": _cmd_run, "eval": _cmd_eval, "predict": _cmd_predict, "cache": _cmd_cache,
-                "compare": _cmd_compare, "plan": _cmd_plan, "report": _cmd_report,
-                "generate": _cmd_generate}
+    commands = {"run": _cmd_run, "init": _cmd_init, "eval": _cmd_eval, "predict": _cmd_predict,
+                "cache": _cmd_cache, "compare": _cmd_compare, "plan": _cmd_plan,
+                "report": _cmd_report, "generate": _cmd_generate}
     try:
         return commands[args.command](args)
     except handled as err:

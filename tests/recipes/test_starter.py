@@ -75,3 +75,15 @@ def test_text_without_a_teacher_and_unlabelled_tables_say_what_to_give(tmp_path)
     (tmp_path / "t.csv").write_text("x,z\n1,2\n")
     with pytest.raises(ValueError, match="no column looks like the label.*x, z"):
         starter_recipe(tmp_path / "t.csv", out=tmp_path / "r.toml")
+
+
+def test_distill_init_writes_a_recipe_that_check_accepts(tmp_path, capsys):
+    from distill.cli import main
+
+    _images(tmp_path / "train", 6, 0)
+    out = tmp_path / "recipes" / "mine.toml"
+    assert main(["init", str(tmp_path / "train"), "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out and out.is_file()
+    assert main(["run", str(out), "--check"]) == 0
+    assert main(["init", str(tmp_path / "train"), "--out", str(out)]) == 1  # no overwrite
+    assert "--force" in capsys.readouterr().err
