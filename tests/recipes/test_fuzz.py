@@ -295,7 +295,11 @@ def test_the_cli_check_refuses_hostile_values_naming_the_field(tmp_path, capsys,
     code = main(["run", str(file), "--check"])
     out = capsys.readouterr()
     assert code in (0, 1) and "Traceback" not in out.err
-    if code == 1:
+    if code == 1 and "a run would hit" in out.err:
+        # the schema took it; --check's reading of the disk found what this machine lacks
+        # (the test's made-up files, a dataset's package)
+        _assert_runnable(load_recipe(file))
+    elif code == 1:
         assert out.err.startswith(f"distill run: error: {file}: ")
         _assert_names(out.err, path)
     else:

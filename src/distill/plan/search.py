@@ -125,7 +125,7 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
          finalists: int = 2,
          rungs: tuple[int, ...] = (1, 3), progress: bool | None = None) -> dict[str, Any]:
     """Search the candidates for ``recipe``'s task under the budget; the plan as JSON values."""
-    from distill.recipes.runner import distil_student, load_data
+    from distill.recipes.steps import distil_student, load_data
     from distill.recipes.teacher_setup import get_teacher
 
     if (max_latency_ms is None) == (min_speedup is None):

@@ -15,7 +15,7 @@ from distill.prune.masks import (
     prunable_layers,
     sparsity_report,
 )
-from distill.prune.recover import PruneResult, prune_and_recover, step_ratios
+from distill.prune.recover import PruneResult, prune_and_recover, prune_once, step_ratios
 from distill.prune.structured import output_layers, prune_structured
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "permanent_copy",
     "prunable_layers",
     "prune_and_recover",
+    "prune_once",
     "prune_structured",
     "sparsity_report",
     "step_ratios",

@@ -53,6 +53,33 @@ def step_ratios(ratio: float, steps: int, method: Method) -> list[float]:
     return [ratio * (i + 1) / steps for i in range(steps)]
 
 
+def prune_once(model: nn.Module, method: Method, ratio: float, *,
+               importance: str = "magnitude", data: Any = None,
+               example_inputs: Any = None) -> nn.Module:
+    """Prune ``model`` in place, once: the one dispatch over methods that a recipe's pruned
+    student (every step of :func:`prune_and_recover`) and its ``prune`` stages share.
+
+    Structured pruning removes ``ratio`` of what is left (Hugging Face transformers: MLP
+    neurons; plain modules are traced with ``example_inputs``); ``magnitude`` zeros weights up
+    to a total sparsity of ``ratio``; ``2:4`` keeps two of every four weights.
+    """
+    if method == "structured" and is_hf_model(model):
+        from distill.hf.pruning import prune_neurons
+
+        prune_neurons(model, ratio, importance=importance, data=data)
+    elif method == "structured":
+        if example_inputs is None:
+            raise ValueError("structured pruning traces the model: pass example_inputs=<a batch>")
+        prune_structured(model, example_inputs, ratio, importance=importance, data=data)
+    elif method == "magnitude":
+        magnitude_prune(model, ratio)
+    elif method == "2:4":
+        nm_prune(model)
+    else:
+        raise ValueError(f"method must be 'structured', 'magnitude' or '2:4', got {method!r}")
+    return model
+
+
 def prune_and_recover(
     model: nn.Module,
     train: Any,
@@ -85,17 +112,8 @@ def prune_and_recover(
     result = PruneResult(student)
     ratios = [0.5] if method == "2:4" else step_ratios(ratio, steps, method)
     for i, step_ratio in enumerate(ratios):
-        if method == "structured" and is_hf_model(student):
-            from distill.hf.pruning import prune_neurons
-
-            prune_neurons(student, step_ratio, importance=importance, data=train)
-        elif method == "structured":
-            prune_structured(student, example_inputs, step_ratio, importance=importance,
-                             data=train)
-        elif method == "magnitude":
-            magnitude_prune(student, step_ratio)
-        else:
-            nm_prune(student)
+        prune_once(student, method, step_ratio, importance=importance, data=train,
+                   example_inputs=example_inputs)
         record: dict[str, Any] = {"step": i + 1, "ratio": step_ratio, "metrics": {}}
         if recover != "none":
             fitted: DistillResult

@@ -109,7 +109,8 @@ def checkpoint(out: Path, recipe: Recipe, stage: Stage, kind: str, onnx: Path | 
     return stage
 
 
-def _example(data: Any) -> Any:
+def example_batch(data: Any) -> Any:
+    """Two samples' inputs: what tracing (structured pruning, ONNX export) runs the model on."""
     return next(iter(Batches(data, 2, shuffle=False))).inputs
 
 
@@ -127,21 +128,11 @@ def _settings(recipe: Recipe, epochs: int | None, lr: float | None) -> dict[str,
 
 
 def _prune(spec: PruneStage, model: nn.Module, train: Any) -> nn.Module:
-    from distill.prune import magnitude_prune, nm_prune, prune_structured
+    from distill.prune import prune_once
 
-    model = copy.deepcopy(model)
-    if spec.method == "magnitude":
-        magnitude_prune(model, spec.ratio)
-    elif spec.method == "2:4":
-        nm_prune(model)
-    elif is_hf_model(model):
-        from distill.hf.pruning import prune_neurons
-
-        prune_neurons(model, spec.ratio, importance=spec.importance, data=train)
-    else:
-        prune_structured(model, _example(train), spec.ratio, importance=spec.importance,
-                         data=train)
-    return model
+    example = None if is_hf_model(model) else example_batch(train)
+    return prune_once(copy.deepcopy(model), spec.method, spec.ratio,
+                      importance=spec.importance, data=train, example_inputs=example)
 
 
 def _quantize(spec: QuantizeStage, model: nn.Module, recipe: Recipe, teacher: nn.Module,
@@ -170,11 +161,13 @@ def _quantize(spec: QuantizeStage, model: nn.Module, recipe: Recipe, teacher: nn
 
 def apply_stage(spec: Any, current: nn.Module, recipe: Recipe, teacher: nn.Module, train: Any,
                 test: Any, *, fp32: nn.Module | None = None, export_to: Path | None = None,
-                progress=None) -> tuple[nn.Module, list, nn.Module | None]:
+                progress=None, records: dict[str, Any] | None = None
+                ) -> tuple[nn.Module, list, nn.Module | None]:
     """One stage on ``current``: (its model, what it trained, a QAT stage's fp32 weights).
 
-    An export writes the ONNX folder ``export_to`` (from ``fp32`` when a QAT stage left one)
-    and returns the exported model. The planner applies stages with this same function, so a
+    An export writes the ONNX folder ``export_to`` (from ``fp32`` when a QAT stage left one),
+    with ``records`` (the data's ``preprocessing`` and ``class_names``) in its config, and
+    returns the exported model. The planner applies stages with this same function, so a
     plan's numbers are the ones its recipe reproduces.
     """
     if isinstance(spec, PruneStage):
@@ -193,15 +186,17 @@ def apply_stage(spec: Any, current: nn.Module, recipe: Recipe, teacher: nn.Modul
     shutil.rmtree(export_to, ignore_errors=True)
     int8 = {"none": False}.get(spec.int8, spec.int8)
     with torch.no_grad():
-        to_onnx(fp32 if fp32 is not None else current, _example(test), export_to, int8=int8,
-                calibration=train, calibration_batches=spec.calibration_batches)
+        to_onnx(fp32 if fp32 is not None else current, example_batch(test), export_to, int8=int8,
+                calibration=train, calibration_batches=spec.calibration_batches,
+                **(records or {}))
     return load(export_to), [], None
 
 
 def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module, train: Any,
-               test: Any, *, resume: bool, progress) -> list[Stage]:
+               test: Any, *, resume: bool, progress,
+               records: dict[str, Any] | None = None) -> list[Stage]:
     """Every ``[[stages]]`` entry in turn, from the distilled ``student``; the finished stages
-    in order (the last one's model is the run's student)."""
+    in order (the last one's model is the run's student; ``records``: see apply_stage)."""
     stages: list[Stage] = []
     current, fp32, fresh = student, None, not resume
     for index, spec in enumerate(recipe.stages, 1):
@@ -217,7 +212,8 @@ def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module
         started = time.perf_counter()
         onnx = out / STAGES / f".export-{index:02d}" if isinstance(spec, ExportStage) else None
         model, history, new_fp32 = apply_stage(spec, current, recipe, teacher, train, test,
-                                               fp32=fp32, export_to=onnx, progress=progress)
+                                               fp32=fp32, export_to=onnx, progress=progress,
+                                               records=records)
         stage = Stage(index, name, out, model, history, time.perf_counter() - started,
                       fp32=new_fp32)
         stages.append(checkpoint(out, recipe, stage, spec.kind, onnx))
