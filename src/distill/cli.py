@@ -296,6 +296,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from distill.artifacts import load
+    from distill.cli_eval import evaluate_for_cli
     from distill.report.markdown import summary_table
 
     data, prepared = dataset(args)
@@ -305,7 +306,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model = load(args.model, trust_code=args.trust_code)
     teacher = None if args.teacher is None else load(args.teacher, trust_code=args.trust_code)
     try:
-        result = _evaluate(args, model, teacher, data)
+        result = evaluate_for_cli(args, model, teacher, data)
     except RuntimeError as err:  # inputs of another shape than the model takes
         raise ValueError(f"the model cannot run on this data ({err})"
                          + ("; see the WARNING above" if printed else "")) from err
@@ -321,24 +322,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             value = "–" if result.get(key) is None else f"{result[key]:.4f}"
             print(f"{key}: {value}" + (f" ({note})" if note else ""))
     return 0
-
-
-def _evaluate(args: argparse.Namespace, model, teacher, data) -> dict[str, Any]:
-    """compare() against the teacher, or the model alone (warned about when near chance)."""
-    from distill.evaluate.chance import check_chance, near_chance_warning
-    from distill.evaluate.compare import compare, evaluate_models
-    from distill.evaluate.predict import predict
-
-    if teacher is not None:
-        return compare(teacher, model, data, threads=args.threads, latency_repeats=args.repeats)
-    predictions = {"student": predict(model, data)}
-    result = evaluate_models({"student": model}, data, threads=args.threads,
-                             latency_repeats=args.repeats, predictions=predictions)
-    check = check_chance(predictions["student"].logits, predictions["student"].labels)
-    result["warnings"] = [near_chance_warning(
-        check, f"the model {args.model}", "its accuracy here says nothing about what it learned"
-    )] if check is not None and check.near_chance else []
-    return result
 
 
 def _warn(metrics: dict[str, Any], to_stdout: bool = True, printed: Sequence[str] = ()) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.engine import distributed
+from distill.recipes.lm_steps import lm_baseline_step, lm_evaluate_step, lm_student_step
 from distill.recipes.preset_steps import (
     born_again_student_step,
     born_again_teacher_step,
@@ -58,15 +59,18 @@ PRESETS: dict[str, Preset] = {
                          first_generation_baseline_step, evaluate_step, always_baseline=True),
     "ema": Preset(ema_teacher_step, ema_student_step, baseline_step, evaluate_step),
     "embedding": Preset(teacher_step, embedding_student_step, None, embedding_evaluate_step),
+    "causal-lm": Preset(teacher_step, lm_student_step, lm_baseline_step, lm_evaluate_step),
 }
 
 # measured and written by rank 0 alone under torchrun (every rank trains)
 RANK_ZERO_ONLY = frozenset({evaluate_step, pruned_evaluate_step, embedding_evaluate_step,
-                            write_step})
+                            lm_evaluate_step, write_step})
 
 
 def preset_of(recipe: Recipe) -> str:
     """The preset a recipe asks for (its name in :data:`PRESETS`)."""
+    if recipe.resolved_task == "causal-lm":
+        return "causal-lm"
     if recipe.loss.kind == "embedding":
         return "embedding"
     if recipe.self_distill is not None:

@@ -112,6 +112,8 @@ def _hf_teacher(spec: HFTeacher, dataset: str, train, test, progress, tokenizer)
                                "trust_remote_code": spec.trust_code}
     if spec.attention:
         options["attn_implementation"] = spec.attention
+    if spec.task == "causal-lm":  # next tokens: the vocabulary is the model's own
+        options.pop("num_labels")
     if spec.task == "sentence-embedding":
         options.pop("num_labels")
         return TeacherSetup(SentenceEncoder(load_model(spec.model, "base", **options)).eval())

@@ -51,16 +51,21 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _summary(metrics: dict[str, Any]) -> str:
     teacher = metrics.get("teacher") or {}
-    head = ("model", "accuracy (95% interval)", "retention", "agreement", "params", "size",
-            "latency p50",
-            "latency p95", "speedup")
+    lm = metrics.get("task") == "causal-lm"  # quality is perplexity: lower is better
+    head = ("model", "perplexity" if lm else "accuracy (95% interval)", "retention",
+            "agreement", "params", "size", "latency p50", "latency p95", "speedup")
     body = []
     for name, e in _rows(metrics):
         acc, t_acc = e.get("accuracy"), teacher.get("accuracy")
         retention = acc / t_acc if acc is not None and t_acc else None
+        if lm:
+            ppl, t_ppl = e.get("perplexity"), teacher.get("perplexity")
+            retention = t_ppl / ppl if ppl and t_ppl else None
         speedup = (teacher["latency_ms_p50"] / e["latency_ms_p50"]
                    if teacher.get("latency_ms_p50") and e.get("latency_ms_p50") else None)
-        cells = [escape(name), pct_ci(acc, e.get("accuracy_ci95")), _pct(retention),
+        quality = (f"{e['perplexity']:.2f}" if lm and e.get("perplexity") is not None
+                   else pct_ci(acc, e.get("accuracy_ci95")))
+        cells = [escape(name), quality, _pct(retention),
                  _pct(e.get("agreement")),
                  f"{e['params']:,}" if e.get("params") is not None else "–",
                  _size(e.get("size_bytes")), _ms(e.get("latency_ms_p50")),
@@ -81,10 +86,28 @@ def _summary(metrics: dict[str, Any]) -> str:
                                             for k, v in cards) + "</div>"
             + "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
-            + '<p class="meta">Retention: accuracy ÷ the teacher\'s; agreement: share of test '
-            "samples where the model's top class is the teacher's; speed-up: the teacher's "
-            "batch-1 median latency ÷ the model's, measured side by side in this run.</p>"
+            + ('<p class="meta">Retention: the teacher\'s perplexity ÷ the model\'s on held-out '
+               "text; agreement: share of positions where the model's most likely next token "
+               "is the teacher's; speed-up: the teacher's batch-1 median latency per sequence "
+               "÷ the model's, measured side by side in this run.</p>" + _generations(metrics)
+               if lm else
+               '<p class="meta">Retention: accuracy ÷ the teacher\'s; agreement: share of test '
+               "samples where the model's top class is the teacher's; speed-up: the teacher's "
+               "batch-1 median latency ÷ the model's, measured side by side in this run.</p>")
             + _findings(metrics))
+
+
+def _generations(metrics: dict[str, Any]) -> str:
+    """Greedy continuations of held-out openings, the models side by side."""
+    samples = metrics.get("generations") or []
+    if not samples or "prompt" not in samples[0]:
+        return ""
+    keys = list(samples[0])
+    rows = "".join("<tr>" + "".join(f"<td>{escape(str(s.get(k, '')))}</td>" for k in keys)
+                   + "</tr>" for s in samples)
+    return ("<h3>Sample continuations</h3><table><thead><tr>"
+            + "".join(f"<th>{escape(k)}</th>" for k in keys)
+            + f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _findings(metrics: dict[str, Any]) -> str:

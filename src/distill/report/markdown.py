@@ -22,7 +22,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
     """One row per model; classifier columns, or agreement columns for sentence embeddings."""
     big = _largest_batch(metrics)
     embedding = metrics.get("task") == "sentence-embedding"
+    lm = metrics.get("task") == "causal-lm"
     quality = (["cosine to teacher", "10-NN overlap"] if embedding
+               else ["perplexity", "KL to teacher (per token)", "top-1 agreement"] if lm
                else ["accuracy (95% interval)", "agreement", "KL to teacher", "ECE"])
     columns = ["model", *quality, "params", "size", "latency p50 (b1)", "p95 (b1)"]
     columns += [f"p50 (b{big})"] if big else []
@@ -35,6 +37,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
             continue
         if embedding:
             cells = [_num(e.get("cosine")), _pct(e.get("neighbour_overlap@10"))]
+        elif lm:
+            cells = [_num(e.get("perplexity"), "{:.2f}"), _num(e.get("kl_to_teacher")),
+                     _pct(e.get("agreement"))]
         else:
             cells = [pct_ci(e.get("accuracy"), e.get("accuracy_ci95")), _pct(e.get("agreement")),
                      _num(e.get("kl_to_teacher")), _num(e.get("ece"))]
@@ -47,6 +52,16 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 
 def _headline(metrics: dict[str, Any]) -> list[str]:
+    if metrics.get("task") == "causal-lm":
+        t, s = metrics["teacher"], metrics["student"]
+        line = [f"- **Retention** (teacher / student perplexity on held-out text, per token): "
+                f"{_pct(metrics.get('retention'))} ({_num(t.get('perplexity'), '{:.2f}')} "
+                f"against {_num(s.get('perplexity'), '{:.2f}')})"]
+        if metrics.get("baseline"):
+            line.append(f"- The baseline (the same student on the text alone) keeps "
+                        f"{_pct(metrics.get('baseline_retention'))} (perplexity "
+                        f"{_num(metrics['baseline'].get('perplexity'), '{:.2f}')})")
+        return line
     if metrics.get("task") != "sentence-embedding":
         return [f"- **Retention** (student / teacher accuracy): {retention_text(metrics)}"]
     before = metrics.get("student_before_distillation", {})
@@ -57,6 +72,21 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
         f"two agree on {_pct(metrics['student'].get('neighbour_overlap@10'))} (before "
         f"{_pct(before.get('neighbour_overlap@10'))})",
     ]
+
+
+def _generations(metrics: dict[str, Any]) -> list[str]:
+    """Greedy continuations of held-out openings, each model beside the others."""
+    samples = metrics.get("generations") or []
+    if not samples or "prompt" not in samples[0]:
+        return []
+    models = [k for k in samples[0] if k != "prompt"]
+    rows = ["", "## Sample continuations", "",
+            "Greedy continuations of the opening of held-out sequences:", "",
+            "| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for sample in samples:
+        cells = [sample[k].replace("|", "\\|").replace("\n", " ") for k in ("prompt", *models)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def _pruning(metrics: dict[str, Any]) -> list[str]:
@@ -113,6 +143,7 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
     if note:
         lines += ["", f"**Latency.** {note}"]
     lines += _pruning(metrics)
+    lines += _generations(metrics)
     lines += ["", "## Plots", ""]
     for title, rel in plots.items():
         lines += [f"![{title}]({rel})", ""]

@@ -1,0 +1,93 @@
+"""The causal-language-model preset's steps: ``task = "causal-lm"`` recipes.
+
+The teacher is a Hugging Face causal LM, the data a ``text-corpus`` read by its tokenizer; the
+student (the teacher's own blocks, a narrower config, or another model) learns the teacher's
+next-token distributions with :class:`~distill.losses.TokenKDLoss` (forward/reverse KL or JSD,
+blended with cross-entropy on the text by ``alpha``, chunked over positions), from live or
+cached (dense or top-k) outputs. The baseline learns the text alone; the evaluation reports
+held-out perplexity, KL to the teacher, top-1 agreement and sample continuations.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from torch import nn
+
+from distill.api import distill, train_model
+from distill.lm.compare import compare_lm
+from distill.losses import TokenKDLoss
+from distill.recipes.building import build_model, train_kwargs
+from distill.recipes.schema import HFStudent, Recipe
+from distill.recipes.steps import RunState, baseline_spec, reuse_distilled
+from distill.recipes.teacher_setup import cached_outputs
+
+log = logging.getLogger("distill")
+
+
+def token_loss(recipe: Recipe) -> TokenKDLoss:
+    spec = recipe.loss
+    return TokenKDLoss(spec.divergence, beta=spec.beta, temperature=spec.temperature,
+                       alpha=spec.alpha, chunk_size=spec.chunk_size)
+
+
+def check_tokenizers(recipe: Recipe, teacher: nn.Module, student: nn.Module,
+                     tokenizer: Any) -> None:
+    """Refuse, before any training, a student whose token ids mean other strings."""
+    from distill.lm.tokenizers import check_same_tokenizer, model_differences
+
+    differences = model_differences(teacher, student)
+    if differences:
+        raise ValueError("teacher and student must share one tokenizer for token-level "
+                         f"distillation; {'; '.join(differences)}")
+    if isinstance(recipe.student, HFStudent):  # another model: compare the tokenizers too
+        from distill.hf import load_tokenizer
+
+        check_same_tokenizer(tokenizer, load_tokenizer(
+            recipe.student.model, trust_remote_code=recipe.student.trust_code))
+
+
+def lm_student_step(state: RunState) -> None:
+    """The student learns the teacher's next-token distributions on the corpus."""
+    if reuse_distilled(state):
+        return
+    recipe, teacher = state.recipe, state.setup.module
+    student = build_model(recipe.student, state.train.info, recipe.train.seed, teacher)
+    check_tokenizers(recipe, teacher, student, state.tokenizer)
+    loss = token_loss(recipe)
+    log.info("student: distilling next tokens (%d epochs, %s, T=%g, alpha=%g)",
+             recipe.train.epochs, recipe.loss.divergence, recipe.loss.temperature,
+             recipe.loss.alpha)
+    signal: Any = teacher
+    if recipe.teacher.outputs == "cached":
+        signal = cached_outputs(recipe, teacher, state.student_train, state.progress)
+    state.distilled = distill(
+        signal, student, state.student_train, eval=state.test, loss=loss, task="causal-lm",
+        checkpoint_dir=state.checkpoints, progress=state.progress,
+        precompute_teacher=recipe.teacher.outputs == "precomputed",
+        resume=state.resume, **train_kwargs(recipe.train))
+    state.student, state.histories["student"] = student, state.distilled.history
+
+
+def lm_baseline_step(state: RunState) -> None:
+    """The same student trained on the text alone (cross-entropy on the next tokens)."""
+    recipe, spec = state.recipe, baseline_spec(state.recipe)
+    baseline = build_model(recipe.student, state.train.info, recipe.train.seed,
+                           state.setup.module)
+    log.info("baseline: the same student on the text alone (%d epochs)", spec.epochs)
+    fitted = train_model(baseline, state.student_train, eval=state.test, task="causal-lm",
+                         progress=state.progress, description="baseline", **train_kwargs(spec))
+    state.baseline, state.histories["baseline"] = baseline, fitted.history
+
+
+def lm_evaluate_step(state: RunState) -> None:
+    """Teacher, student and baseline side by side on the held-out text."""
+    ev = state.recipe.evaluate
+    log.info("evaluating side by side (latency with %d thread(s))", ev.threads)
+    measured = compare_lm(state.setup.module, state.final_student, state.test,
+                          tokenizer=state.tokenizer, baseline=state.baseline,
+                          batch_sizes=ev.batch_sizes, threads=ev.threads,
+                          latency_repeats=ev.latency_repeats)
+    state.metrics = {**measured, **state.metrics}
+    state.headline = {"perplexity": measured["student"]["perplexity"]}

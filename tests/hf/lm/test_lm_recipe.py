@@ -1,0 +1,78 @@
+"""A causal-LM recipe end to end: a tiny Llama teacher, its first block as the student."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distill.cli import main
+from distill.recipes import RecipeError, load_recipe
+
+
+@pytest.fixture
+def lm_recipe(tmp_path, make_llama, lm_tokenizer, documents, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    teacher = make_llama(layers=2, hidden=16)
+    teacher.save_pretrained(tmp_path / "teacher")
+    lm_tokenizer.save_pretrained(tmp_path / "teacher")
+    (tmp_path / "corpus.txt").write_text("\n\n".join(documents))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("""
+name = "tiny-lm"
+task = "causal-lm"
+[data]
+format = "text-corpus"
+path = "corpus.txt"
+test_fraction = 0.2
+block_length = 8
+[teacher]
+arch = "hf"
+model = "teacher"
+[student]
+arch = "hf-layers"
+layers = [0]
+[loss]
+divergence = "forward"
+alpha = 0.9
+temperature = 1.0
+[train]
+epochs = 1
+batch_size = 8
+[baseline]
+enabled = true
+[evaluate]
+latency_repeats = 2
+batch_sizes = [1]
+""")
+    return recipe
+
+
+def test_a_causal_lm_recipe_runs_and_reports_perplexity(tmp_path, lm_recipe, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(lm_recipe), "--check"]) == 0
+    assert main(["run", str(lm_recipe), "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "causal-lm"
+    for role in ("teacher", "student", "baseline"):
+        assert metrics[role]["perplexity"] > 1
+    assert {"retention", "speedup", "compression"} <= set(metrics)
+    assert metrics["compression"] > 1 and "kl_to_teacher" in metrics["student"]
+    assert metrics["generations"] and "teacher" in metrics["generations"][0]
+    report = (out / "report.md").read_text()
+    assert "Sample continuations" in report and "perplexity" in report
+    assert "Sample continuations" in (out / "report.html").read_text()
+    assert (out / "student" / "tokenizer.json").is_file()  # a transformers folder, tokenizer too
+    capsys.readouterr()
+    assert main(["eval", str(out / "student"), "--recipe", str(lm_recipe), "--json",
+                 "--repeats", "2"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["student"]["perplexity"] == pytest.approx(
+        metrics["student"]["perplexity"], rel=1e-5)
+
+
+def test_a_corpus_without_the_lm_task_is_refused(tmp_path, lm_recipe):
+    text = lm_recipe.read_text().replace('task = "causal-lm"\n', 'task = "classification"\n')
+    lm_recipe.write_text(text)
+    with pytest.raises(RecipeError, match="set task = 'causal-lm'"):
+        load_recipe(lm_recipe)
