@@ -474,8 +474,10 @@ def _load_hf(path: Path, class_name: str, allow_pickle: bool = False,
 def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:
     if not allow_pickle:
         raise PickleRefusedError(
-            f"{path} is a pickle, which can run code when loaded; pass allow_pickle=True if you "
-            "trust its source, then distill.save(model, folder) keeps it as safetensors")
+            f"{path} is a pickle, which can run code when loaded. If you trust its source, "
+            "convert it once in Python: distill.save(distill.load(path, allow_pickle=True), "
+            "folder) keeps it as safetensors, which recipes and the CLI load (they never "
+            "unpickle)")
     import warnings
 
     warnings.warn(f"unpickling {path} (allow_pickle=True)", UserWarning, stacklevel=3)

@@ -98,3 +98,13 @@ def test_an_unknown_family_gets_a_did_you_mean(tmp_path):
     recipe = _recipe(tmp_path, 'arch = "mlp"', 'arch = "hf-vision"\nfamily = "resnt"')
     with pytest.raises(RecipeError, match="did you mean 'resnet'"):
         load_recipe(recipe)
+
+
+def test_check_names_a_factory_that_does_not_import_and_a_missing_checkpoint(tmp_path, capsys):
+    recipe = _recipe(tmp_path, 'arch = "hf-vision"\nfamily = "resnet"\nsize = "tiny"\n'
+                     'weights = "resnet.safetensors"',
+                     'arch = "module"\nfactory = "no_such_pkg.nets:small"\ntrust_code = true')
+    assert main(["run", str(recipe), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "[teacher] weights" in err and "resnet.safetensors" in err and "no such file" in err
+    assert "[student] factory" in err and "no module named 'no_such_pkg.nets'" in err

@@ -65,9 +65,10 @@ def weights_options(name_or_path: str | Path, allow_pickle: bool = False,
         from distill.artifacts import PickleRefusedError
 
         raise PickleRefusedError(
-            f"{local / pickled[0]} is a pickle (PyTorch .bin), which can run code when loaded; "
-            "pass allow_pickle=True if you trust its source (or re-save it as safetensors: "
-            "model.save_pretrained(folder, safe_serialization=True))")
+            f"{local / pickled[0]} is a pickle (PyTorch .bin), which can run code when loaded. "
+            "If you trust its source, re-save it once as safetensors in Python (load it with "
+            "allow_pickle=True, then model.save_pretrained(folder)); recipes and the CLI load "
+            "safetensors only")
     import warnings
 
     warnings.warn(f"loading pickled weights from {local / pickled[0]} (allow_pickle=True)",

@@ -13,6 +13,7 @@ from typing import Any
 from distill.artifacts import ArtifactError, read_config
 from distill.data.formats import DATA_FORMATS, DataCheck
 from distill.recipes.data_specs import format_options
+from distill.recipes.model_specs import ModuleSpec, VisionSpec
 from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
 
 
@@ -31,11 +32,30 @@ def check_recipe(recipe: Recipe, source: str = "<recipe>") -> DataCheck:
         problems.append(f"[data]: {err}")
     for where, spec in _saved_models(recipe):
         problems += _check_saved(where, spec, found)
+    for where, spec in (("[teacher]", recipe.teacher), ("[student]", recipe.student)):
+        problems += _check_family(where, spec)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise RecipeCheckError(f"{source}: {len(problems)} problem(s) a run would hit:\n{lines}")
     assert found is not None
     return found
+
+
+def _check_family(where: str, spec: Any) -> list[str]:
+    """A vision or module table: its checkpoint exists, its factory imports (trusted)."""
+    problems = []
+    weights = getattr(spec, "weights", None)
+    if isinstance(spec, VisionSpec | ModuleSpec) and weights is not None and not Path(
+            weights).is_file():
+        problems.append(f"{where} weights {str(weights)!r}: no such file")
+    if isinstance(spec, ModuleSpec):  # trust_code = true: the schema refused it otherwise
+        from distill.students.user import resolve_factory
+
+        try:
+            resolve_factory(spec.factory)
+        except (ValueError, ImportError) as err:
+            problems.append(f"{where} factory: {err}")
+    return problems
 
 
 def _saved_models(recipe: Recipe) -> list[tuple[str, SavedSpec]]:
