@@ -17,7 +17,8 @@ from torch import nn
 
 from distill.api import distill, train_model
 from distill.lm.compare import compare_lm
-from distill.losses import TokenKDLoss
+from distill.losses import DistillationLoss
+from distill.losses.registry import build_loss
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import HFStudent, Recipe
 from distill.recipes.steps import RunState, baseline_spec, reuse_distilled
@@ -26,10 +27,12 @@ from distill.recipes.teacher_setup import cached_outputs
 log = logging.getLogger("distill")
 
 
-def token_loss(recipe: Recipe) -> TokenKDLoss:
+def token_loss(recipe: Recipe) -> DistillationLoss:
+    """``[loss]`` for next tokens: ``kind = "kd"`` means its per-token form, ``token-kd``."""
     spec = recipe.loss
-    return TokenKDLoss(spec.divergence, beta=spec.beta, temperature=spec.temperature,
-                       alpha=spec.alpha, chunk_size=spec.chunk_size)
+    if spec.kind == "kd":
+        spec = spec.model_copy(update={"kind": "token-kd"})
+    return build_loss(spec)
 
 
 def check_tokenizers(recipe: Recipe, teacher: nn.Module, student: nn.Module,

@@ -11,6 +11,7 @@ from typing import Any
 
 from distill.api import DistillResult, distill
 from distill.losses import KDLoss
+from distill.losses.registry import build_loss
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import Recipe, TrainSpec
 from distill.recipes.stages import example_batch
@@ -151,14 +152,13 @@ def ema_student_step(state: RunState) -> None:
 def embedding_student_step(state: RunState) -> None:
     """The student learns the teacher's sentence embeddings of the training text (no labels);
     its agreement with the teacher before training is kept for the report."""
-    from distill.hf import EmbeddingLoss, embed, embedding_agreement
+    from distill.hf import embed, embedding_agreement
 
     recipe, teacher = state.recipe, state.setup.module
     student = build_model(recipe.student, state.train.info, recipe.train.seed, teacher)
     held_out = state.test.unlabeled()
     before = embedding_agreement(embed(student, held_out), embed(teacher, held_out))
-    loss = EmbeddingLoss(recipe.loss.distance, student_width=student.width,
-                         teacher_width=teacher.width)
+    loss = build_loss(recipe.loss, student, teacher)
     log.info("student: learning the teacher's sentence embeddings (%d epochs, %s)",
              recipe.train.epochs, recipe.loss.distance)
     state.distilled = distill(teacher, student, state.train.unlabeled(), loss=loss,

@@ -8,7 +8,6 @@ from pydantic import (
     Discriminator,
     Field,
     NonNegativeFloat,
-    PositiveFloat,
     Tag,
     field_validator,
     model_validator,
@@ -16,6 +15,7 @@ from pydantic import (
 
 from distill.engine.config import TrainSettings
 from distill.recipes.data_specs import DataSpec, reads_text
+from distill.recipes.loss_specs import LossSpec
 from distill.recipes.model_specs import ModuleSpec, VisionSpec
 from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
@@ -25,8 +25,6 @@ from distill.recipes.values import (
     FilePath,
     Fraction,
     Identifier,
-    Layer,
-    Name,
     NameOrPath,
     NonNegativeCount,
     RunName,
@@ -239,46 +237,6 @@ HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
 
 
 
-LayerMap = dict[Name, Layer]
-
-
-class LayerLossSpec(Section):
-    """An intermediate-layer term (Hugging Face models): ``[loss.hidden]`` or
-    ``[loss.attention]``. ``layers`` maps student blocks to teacher blocks (``{0 = 1, 1 = 3}``,
-    or module names); by default the student's blocks spread over the teacher's."""
-
-    weight: NonNegativeFloat = 1.0
-    layers: LayerMap | None = None
-
-
-class HiddenLossSpec(LayerLossSpec):
-    kind: Literal["cosine", "mse"] = "cosine"
-
-
-class LossSpec(Section):
-    kind: Literal["kd", "embedding"] = "kd"
-    """``kd``: soft targets (and labels); ``embedding``: match the teacher's sentence
-    embeddings (``distance``), on the text alone."""
-    distance: Literal["cosine", "mse"] = "cosine"
-    temperature: PositiveFloat = 2.0
-    alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    hidden: HiddenLossSpec | None = None
-    attention: LayerLossSpec | None = None
-    divergence: str = "forward_kl"
-    """Language models: ``forward_kl``, ``reverse_kl`` or ``jsd`` (or their usual names)."""
-    beta: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    """``jsd``'s mixing weight."""
-    chunk_size: Count | None = 128
-    """Language models: positions per chunk of logits (None: all at once)."""
-
-    @field_validator("divergence")
-    @classmethod
-    def _known_divergence(cls, value: str) -> str:
-        from distill.losses.divergences import divergence_name
-
-        return divergence_name(value)
-
-
 class BaselineSpec(Section):
     """The same student trained on hard labels only, to show what distillation added."""
 
@@ -388,7 +346,8 @@ class Recipe(Section):
         if self.teacher.task == "sequence-classification":
             self.teacher.task = "causal-lm"  # said once, at the top of the recipe
         given = [name for name, on in (("[[stages]]", self.stages),
-                                       ("[loss] kind = 'embedding'", self.loss.kind != "kd"),
+                                       ("[loss] kind = 'embedding'",
+                                        self.loss.kind == "embedding"),
                                        ("[data] labeled", self.data.labeled is not None))
                  if on]
         if given:

@@ -27,8 +27,8 @@ from distill.losses import (
     CombinedLoss,
     DistillationLoss,
     HiddenStateLoss,
-    KDLoss,
 )
+from distill.losses.registry import build_loss
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.data_specs import load_data_table, reads_text
 from distill.recipes.schema import Recipe, TrainSpec
@@ -218,7 +218,7 @@ def evaluate_step(state: RunState) -> None:
 def _loss(recipe: Recipe, student, teacher) -> DistillationLoss:
     """KD on the outputs, plus the intermediate-layer terms the recipe asks for."""
     spec = recipe.loss
-    kd = KDLoss(spec.temperature, spec.alpha)
+    kd = build_loss(spec, student, teacher)
     terms: dict[str, Any] = {}
     if spec.hidden is not None:
         terms["hidden"] = (HiddenStateLoss(student, teacher, _layer_map(spec.hidden.layers),
