@@ -76,3 +76,14 @@ def test_a_corpus_without_the_lm_task_is_refused(tmp_path, lm_recipe):
     lm_recipe.write_text(text)
     with pytest.raises(RecipeError, match="set task = 'causal-lm'"):
         load_recipe(lm_recipe)
+
+
+def test_a_student_with_another_vocabulary_is_refused_before_training(tmp_path, lm_recipe,
+                                                                       capsys):
+    text = lm_recipe.read_text().replace('arch = "hf-layers"\nlayers = [0]',
+                                         'arch = "hf-scratch"\nconfig = {vocab_size = 40}')
+    lm_recipe.write_text(text)
+    assert main(["run", str(lm_recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "share one tokenizer" in err and "vocabulary size: teacher 32, student 40" in err
+    assert not (tmp_path / "run" / "checkpoints" / "student").exists()  # nothing trained
