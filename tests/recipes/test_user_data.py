@@ -117,3 +117,40 @@ def test_check_refuses_a_saved_student_with_other_classes(tmp_path, capsys, stud
                      'test_fraction = 0.4', '[teacher]\narch = "mlp"', 'path = "s"')
     assert main(["run", str(recipe), "--check"]) == 1
     assert "predicts 5 classes; the data has 3" in capsys.readouterr().err
+
+
+def test_a_teacher_trained_on_other_pixels_is_refused_before_anything_trains(tmp_path, capsys):
+    import distill
+
+    _write_fashion_folder(tmp_path / "train", "train", 5)
+    record = {"kind": "image", "size": [28, 28], "channels": "L", "mean": [0.0], "std": [1.0]}
+    distill.save(distill.build_mlp((1, 28, 28), 3, hidden=(4,)), tmp_path / "t",
+                 metadata={"preprocessing": record})
+    recipe = _recipe(tmp_path, '[data]\nformat = "image-folder"\npath = "train"\n'
+                     'test_fraction = 0.4', '[teacher]\npath = "t"', 'arch = "mlp"')
+    recipe.write_text(recipe.read_text().replace("[teacher.train]\nepochs = 10\nbatch_size = 16\n",
+                                                 ""))
+    out = tmp_path / "run"
+    assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "mean [0], std [1]" in err and "mean [0.5]" in err and "Traceback" not in err
+    assert not (out / "metrics.json").exists()
+    fixed = recipe.read_text().replace('test_fraction = 0.4', 'test_fraction = 0.4\n'
+                                       'mean = [0.0]\nstd = [1.0]')
+    recipe.write_text(fixed)
+    assert main(["run", str(recipe), "--out", str(out), "--quiet", "--force"]) == 0
+
+
+def test_a_teacher_without_a_record_may_state_its_preprocessing(tmp_path, capsys):
+    import distill
+
+    _write_fashion_folder(tmp_path / "train", "train", 5)
+    distill.save(distill.build_mlp((1, 28, 28), 3, hidden=(4,)), tmp_path / "t")
+    recipe = _recipe(tmp_path, '[data]\nformat = "image-folder"\npath = "train"\n'
+                     'test_fraction = 0.4',
+                     '[teacher]\npath = "t"\npreprocessing = {kind = "image", size = [28, 28], '
+                     'channels = "L", mean = [0.2], std = [0.3]}', 'arch = "mlp"')
+    recipe.write_text(recipe.read_text().replace("[teacher.train]\nepochs = 10\nbatch_size = 16\n",
+                                                 ""))
+    assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "mean [0.2]" in capsys.readouterr().err

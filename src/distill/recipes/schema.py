@@ -68,6 +68,10 @@ class SavedSpec(Trust):
     path: FilePath
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """The weights file's sha256: any other file is refused before it is read."""
+    preprocessing: dict[Identifier, ConfigValue | list[ConfigValue]] | None = None
+    """How the model's inputs were prepared, for a model trained elsewhere that does not record
+    it (``{kind = "image", size = [28, 28], channels = "L", mean = [0.5], std = [0.5]}``): a
+    run whose data is prepared otherwise is refused before anything trains."""
 
 
 class TeacherOutputs(Section):

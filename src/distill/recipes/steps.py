@@ -31,7 +31,7 @@ from distill.losses import (
 from distill.losses.registry import build_loss
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.data_specs import load_data_table, reads_text
-from distill.recipes.schema import Recipe, TrainSpec
+from distill.recipes.schema import Recipe, SavedSpec, TrainSpec
 from distill.recipes.stages import Stage, checkpoint, reuse, run_stages
 from distill.recipes.teacher_setup import TeacherSetup, cached_outputs, get_teacher
 
@@ -121,10 +121,32 @@ def load_data_step(state: RunState) -> None:
 
 
 def teacher_step(state: RunState) -> None:
-    """The recipe's teacher: trained once and cached, loaded, or an ensemble."""
+    """The recipe's teacher: trained once and cached, loaded, or an ensemble. A saved model
+    whose recorded (or stated) preprocessing differs from the data's is refused first."""
+    check_preprocessing_matches(state)
     state.setup = get_teacher(state.recipe, state.train, state.test, state.progress,
                               state.tokenizer)
     state.histories["teacher"] = state.setup.history
+
+
+def check_preprocessing_matches(state: RunState) -> None:
+    """A saved teacher or student fed data prepared otherwise than it was trained on scores
+    near chance and the run's numbers mean nothing: refuse it, naming both preparations."""
+    from distill.artifacts import check_preprocessing, read_preprocessing
+    from distill.inference import preprocessing_mismatches
+
+    used = state.loaded.preprocessing if state.loaded is not None else None
+    problems = []
+    for role in ("teacher", "student"):
+        spec = getattr(state.recipe, role)
+        if not isinstance(spec, SavedSpec):
+            continue
+        recorded = (check_preprocessing(dict(spec.preprocessing), f"[{role}] preprocessing")
+                    if spec.preprocessing is not None else read_preprocessing(spec.path))
+        problems += preprocessing_mismatches(recorded, used, f"the {role} {spec.path.name}")
+    if problems:
+        raise ValueError("; ".join(problems) + " (state the data's preparation in [data], "
+                         "e.g. size, channels, mean and std for an image folder)")
 
 
 def reuse_distilled(state: RunState) -> bool:
