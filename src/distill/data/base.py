@@ -57,16 +57,23 @@ class ArrayDataset(TensorDataset):
 
         ``num_labeled=0`` makes the whole set an unlabeled transfer set (teacher targets only).
         """
-        available = int((self.labels != NO_LABEL).sum())
-        if not 0 <= num_labeled <= available:
-            raise ValueError(
-                f"num_labeled must be in [0, {available}] (the labeled samples), got {num_labeled}"
-            )
-        keep = balanced_indices(self.labels, num_labeled, seed)
-        labels = torch.full_like(self.labels, NO_LABEL)
-        labels[keep] = self.labels[keep]
+        labels = scarce_labels(self.labels, num_labeled, seed)
         info = replace(self.info, name=f"{self.info.name} ({num_labeled} labeled)")
         return ArrayDataset(self.inputs, labels, info)
+
+
+def scarce_labels(labels: Tensor, num_labeled: int, seed: int = 0) -> Tensor:
+    """``labels`` with all but ``num_labeled`` of them (balanced across classes, reproducibly)
+    replaced by ``NO_LABEL``: what every dataset's ``with_scarce_labels`` keeps."""
+    available = int((labels != NO_LABEL).sum())
+    if not 0 <= num_labeled <= available:
+        raise ValueError(
+            f"num_labeled must be in [0, {available}] (the labeled samples), got {num_labeled}"
+        )
+    keep = balanced_indices(labels, num_labeled, seed)
+    out = torch.full_like(labels, NO_LABEL)
+    out[keep] = labels[keep]
+    return out
 
 
 def balanced_indices(labels: Tensor, count: int, seed: int) -> Tensor:

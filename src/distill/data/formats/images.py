@@ -24,7 +24,7 @@ from pydantic import field_validator
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from distill.data.base import NO_LABEL, DatasetInfo, balanced_indices
+from distill.data.base import NO_LABEL, DatasetInfo, scarce_labels
 from distill.data.formats import DATA_FORMATS
 from distill.data.formats.base import (
     DataCheck,
@@ -130,14 +130,7 @@ class ImageFolderDataset(Dataset):
 
     def with_scarce_labels(self, num_labeled: int, seed: int = 0) -> ImageFolderDataset:
         """Keep ``num_labeled`` labels (balanced across classes); the rest become unlabeled."""
-        available = int((self.labels != NO_LABEL).sum())
-        if not 0 <= num_labeled <= available:
-            raise ValueError(
-                f"num_labeled must be in [0, {available}] (the labeled samples), got {num_labeled}"
-            )
-        keep = balanced_indices(self.labels, num_labeled, seed)
-        labels = torch.full_like(self.labels, NO_LABEL)
-        labels[keep] = self.labels[keep]
+        labels = scarce_labels(self.labels, num_labeled, seed)
         return ImageFolderDataset(self.paths, labels,
                                   self._renamed(f"{self.info.name} ({num_labeled} labeled)"),
                                   self.preprocessing)
