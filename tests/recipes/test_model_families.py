@@ -108,3 +108,20 @@ def test_check_names_a_factory_that_does_not_import_and_a_missing_checkpoint(tmp
     err = capsys.readouterr().err
     assert "[teacher] weights" in err and "resnet.safetensors" in err and "no such file" in err
     assert "[student] factory" in err and "no module named 'no_such_pkg.nets'" in err
+
+
+def test_a_pretrained_vision_folder_is_fine_tuned_as_the_teacher(tmp_path, monkeypatch):
+    from distill.students import build_vision_model
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    build_vision_model("resnet", 5, image_size=16, channels=3).save_pretrained(tmp_path / "rn")
+    recipe = _recipe(tmp_path, 'arch = "hf-vision"\nmodel = "rn"',
+                     'arch = "hf-vision"\nfamily = "resnet"\nsize = "tiny"\n'
+                     'config = {hidden_sizes = [4, 8]}')
+    out = tmp_path / "run"
+    assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["teacher"]["accuracy"] > 0.9  # its 5-class head remade for the 2 classes
+    with pytest.raises(RecipeError, match="family = .* or model = .*one of them"):
+        load_recipe(_recipe(tmp_path / "c", 'arch = "hf-vision"\nmodel = "rn"\nfamily = "vit"',
+                            'arch = "mlp"'))

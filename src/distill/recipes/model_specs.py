@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from distill.recipes.values import ConfigValue, FilePath, Identifier, Name, Section
+from distill.recipes.values import ConfigValue, FilePath, Identifier, Name, NameOrPath, Section
 
 JsonValue = ConfigValue | list[ConfigValue]
 
@@ -33,17 +33,31 @@ class Weights(Section):
 
 class VisionSpec(Weights):
     arch: Literal["hf-vision"]
-    family: Name
+    family: Name | None = None
     size: Literal["tiny", "small", "base"] = "small"
     config: dict[Identifier, JsonValue] = {}
     """Fields of the family's transformers config over the size preset (``depths = [2, 2]``)."""
+    model: NameOrPath | None = None
+    """Instead of ``family``: a pretrained image classifier, a ``save_pretrained`` folder
+    (beside the recipe) or a hub id; its head is remade for the data's classes when their
+    number differs, and as a teacher it is fine-tuned by ``[teacher.train]`` first."""
 
     @field_validator("family")
     @classmethod
-    def _known_family(cls, value: str) -> str:
+    def _known_family(cls, value: str | None) -> str | None:
         from distill.hf.vision import FAMILIES  # no transformers import: names only
 
-        return FAMILIES.canonical(value)
+        return None if value is None else FAMILIES.canonical(value)
+
+    @model_validator(mode="after")
+    def _family_or_model(self) -> VisionSpec:
+        if (self.family is None) == (self.model is None):
+            raise ValueError("give family = '<resnet, vit, ...>' (built from a config) or "
+                             "model = '<folder or hub id>' (pretrained), one of them")
+        if self.model is not None and ("size" in self.model_fields_set or self.config):
+            raise ValueError("size and config shape a family built from scratch; a pretrained "
+                             "model brings its own")
+        return self
 
 
 class ModuleSpec(Weights):
@@ -71,6 +85,16 @@ def build_family_model(spec: Any, info: Any) -> nn.Module:
         from distill.hf.vision import build_vision_model
 
         shape = tuple(info.input_shape)
+        if spec.model is not None:
+            from distill.hf.vision import load_vision_model
+
+            model = load_vision_model(spec.model, info.num_classes,
+                                      allow_pickle=spec.allow_pickle)
+            if spec.weights is not None:
+                from distill.students.checkpoints import load_weights
+
+                load_weights(model, spec.weights, allow_pickle=spec.allow_pickle)
+            return model
         if len(shape) != 3:
             raise ValueError(f"[{spec.arch}] family '{spec.family}' takes images (C, H, W); the "
                              f"data's inputs have shape {shape}")
