@@ -284,10 +284,9 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
 
 
 def read_preprocessing(folder: str | Path) -> dict[str, Any] | None:
-    """How the model's inputs were prepared (``LoadedData.preprocessing``: ``{"kind": "image",
-    "size": [h, w], "channels": "L", "mean": [...], "std": [...]}`` or the tabular / text
-    kinds), as recorded in its folder; None when nothing is recorded. A record that is not one
-    is an :class:`ArtifactError` naming the file."""
+    """How the model's inputs were prepared (``LoadedData.preprocessing``, e.g. an image's size,
+    channels, mean and std), as recorded in its folder; None when nothing is recorded. A
+    record that is not one is an :class:`ArtifactError` naming the file."""
     found = _metadata_file(Path(folder))
     if found is None or found[1].get("preprocessing") is None:
         return None
@@ -476,8 +475,7 @@ def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:
         raise PickleRefusedError(
             f"{path} is a pickle, which can run code when loaded. If you trust its source, "
             "convert it once in Python: distill.save(distill.load(path, allow_pickle=True), "
-            "folder) keeps it as safetensors, which recipes and the CLI load (they never "
-            "unpickle)")
+            "folder) keeps it as safetensors, which recipes and the CLI load (never pickles)")
     import warnings
 
     warnings.warn(f"unpickling {path} (allow_pickle=True)", UserWarning, stacklevel=3)
