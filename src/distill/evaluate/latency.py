@@ -35,6 +35,25 @@ def example_batch(data, batch_size: int) -> Inputs:
 
 
 ROUND_WARMUP = 2  # untimed calls when a round switches model or batch size
+MIN_RUNS = 5  # a median and a p95 need a few runs, however slow the model
+WARMUP_BUDGET_S = 1.0  # warm-up calls stop after about this long (at least one)
+SLOW_CALL_S = 0.1  # one untimed call warms a call this slow: its caches are not the question
+
+
+def _plan(one_call_s: float, warmup: int, repeats: int,
+          budget_s: float | None) -> tuple[int, int, int]:
+    """(warm-up calls, timed runs, untimed calls per round) for a model whose call takes
+    ``one_call_s``: within ``budget_s`` of timed runs, never fewer than ``MIN_RUNS``."""
+    if budget_s is None:
+        return warmup, repeats, ROUND_WARMUP
+    fit = int(budget_s / max(one_call_s, 1e-9))
+    warm = min(warmup, max(1, int(WARMUP_BUDGET_S / max(one_call_s, 1e-9))))
+    runs = min(repeats, max(MIN_RUNS, fit))
+    return warm, runs, ROUND_WARMUP if one_call_s < SLOW_CALL_S else 1
+
+
+def _split(total: int, rounds: int) -> list[int]:
+    return [total // rounds + (1 if r < total % rounds else 0) for r in range(rounds)]
 
 
 @torch.inference_mode()
@@ -47,6 +66,7 @@ def measure_latency(
     warmup: int = 10,
     repeats: int = 50,
     rounds: int = 5,
+    budget_s: float | None = 5.0,
 ) -> dict[str, dict[int, dict[str, float]]]:
     """Milliseconds per forward pass, per model and batch size, on the CPU.
 
@@ -55,26 +75,39 @@ def measure_latency(
     starts with two untimed calls (the model and batch size just changed, so caches and the
     runtime's buffers are cold): the numbers are steady-state latency, as a service answering
     a stream of requests sees it.
+
+    ``repeats`` is at most: a slow model (a language model on long blocks at batch 64) stops
+    after about ``budget_s`` seconds of timed runs per batch size, never under ``MIN_RUNS``,
+    and warms up for about a second; each result's ``runs`` says how many were timed.
+    ``budget_s=None`` times every repeat.
     """
     inputs = {bs: example_batch(data, bs) for bs in batch_sizes}
     samples: dict[str, dict[int, list[float]]] = {n: {bs: [] for bs in batch_sizes} for n in models}
     rounds = max(1, min(rounds, repeats))
-    per_round = [repeats // rounds + (1 if r < repeats % rounds else 0) for r in range(rounds)]
+    plans: dict[tuple[str, int], tuple[int, list[int]]] = {}
     modes = {name: m.training for name, m in models.items()}
     for m in models.values():
         m.eval()
     try:
         with thread_count(threads):
-            for model in models.values():
+            for name, model in models.items():
                 for bs in batch_sizes:
-                    for _ in range(warmup):
+                    start = time.perf_counter()
+                    forward(model, inputs[bs])  # the first warm-up call, timed to plan the rest
+                    warm, runs, round_warm = _plan(time.perf_counter() - start, warmup,
+                                                   repeats, budget_s)
+                    for _ in range(warm - 1):
                         forward(model, inputs[bs])
-            for runs in per_round:
+                    plans[name, bs] = (round_warm, _split(runs, rounds))
+            for r in range(rounds):
                 for name, model in models.items():
                     for bs in batch_sizes:
-                        for _ in range(ROUND_WARMUP):
+                        round_warm, per_round = plans[name, bs]
+                        if not per_round[r]:
+                            continue
+                        for _ in range(round_warm):
                             forward(model, inputs[bs])
-                        for _ in range(runs):
+                        for _ in range(per_round[r]):
                             start = time.perf_counter()
                             forward(model, inputs[bs])
                             samples[name][bs].append((time.perf_counter() - start) * 1e3)

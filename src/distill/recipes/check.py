@@ -1,8 +1,10 @@
 """``distill run --check``: what a run would hit, found without training anything.
 
 The schema already refused malformed values; this reads the disk: the data source (paths,
-columns, classes, input shape: each format's cheap ``check``) and every saved model the recipe
-names (its folder, and whether its input shape and classes fit the data).
+columns, classes, input shape: each format's cheap ``check``), every saved model the recipe
+names (its folder, and whether its input shape and classes fit the data) and, for text read by
+a teacher in a local folder, the text through that teacher's tokenizer (no model is loaded:
+tokenizing is seconds, and is where a corpus too short for one block would first fail).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from distill.artifacts import ArtifactError, read_config
 from distill.data.formats import DATA_FORMATS, DataCheck
-from distill.recipes.data_specs import format_options
+from distill.recipes.data_specs import format_options, load_data_table, reads_text
 from distill.recipes.model_specs import ModuleSpec, VisionSpec
 from distill.recipes.schema import Recipe, SavedSpec, TeacherEnsemble
 
@@ -30,6 +32,8 @@ def check_recipe(recipe: Recipe, source: str = "<recipe>") -> DataCheck:
         found = DATA_FORMATS.get(recipe.data.format).check(format_options(recipe.data))
     except (ValueError, OSError) as err:
         problems.append(f"[data]: {err}")
+    if found is not None:
+        problems += _check_tokenized(recipe)
     for where, spec in _saved_models(recipe):
         problems += _check_saved(where, spec, found)
     for where, spec in (("[teacher]", recipe.teacher), ("[student]", recipe.student)):
@@ -39,6 +43,26 @@ def check_recipe(recipe: Recipe, source: str = "<recipe>") -> DataCheck:
         raise RecipeCheckError(f"{source}: {len(problems)} problem(s) a run would hit:\n{lines}")
     assert found is not None
     return found
+
+
+def _check_tokenized(recipe: Recipe) -> list[str]:
+    """Text through the local teacher's tokenizer, as the run will read it. A hub id is left
+    to the run (``--check`` downloads nothing)."""
+    model = getattr(recipe.teacher, "model", None)
+    if not reads_text(recipe.data) or model is None or not Path(str(model)).is_dir():
+        return []
+    from distill.hf import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(model, trust_remote_code=getattr(recipe.teacher, "trust_code",
+                                                                    False))
+    except (ValueError, OSError) as err:
+        return [f"[teacher] tokenizer: {err}"]
+    try:
+        load_data_table(recipe.data, tokenizer)
+    except (ValueError, OSError) as err:
+        return [f"[data] read by the teacher's tokenizer: {err}"]
+    return []
 
 
 def _check_family(where: str, spec: Any) -> list[str]:

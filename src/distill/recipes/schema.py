@@ -261,6 +261,10 @@ class SelfDistillSpec(Section):
 
 
 class EvaluateSpec(Section):
+    """Latency settings. ``batch_sizes`` defaults to [1, 64], or [1, 8] for ``causal-lm``
+    (64 blocks of a long text is a throughput test, not an answer's latency);
+    ``latency_repeats`` is at most: a slow model stops after about 5 s of timed runs."""
+
     threads: Threads = 1
     batch_sizes: list[Count] = Field(default=[1, 64], min_length=1)
     latency_repeats: Count = 50
@@ -344,6 +348,8 @@ class Recipe(Section):
                 f"(not '{task}')")
         if task != "causal-lm":
             return
+        if "batch_sizes" not in self.evaluate.model_fields_set:
+            self.evaluate = self.evaluate.model_copy(update={"batch_sizes": [1, 8]})
         if not isinstance(self.teacher, HFTeacher):
             raise ValueError("task = 'causal-lm' needs a Hugging Face causal language model as "
                              "[teacher] (arch = 'hf', model = <folder or hub id>)")

@@ -121,12 +121,17 @@ def plain_summary(metrics: dict[str, Any]) -> str | None:
                 "first (see the warning).")
     if not _number(metrics.get("retention")) or not _number(metrics.get("speedup")):
         return None
+    gain = (f"In short: the student has {ratio(metrics.get('compression'))} fewer parameters "
+            f"and answers {ratio(metrics['speedup'])} faster at batch 1 than the teacher")
+    if metrics.get("task") == "causal-lm":  # retention is a perplexity ratio, not accuracy
+        return (f"{gain}; its held-out perplexity is "
+                f"{metrics['student']['perplexity']:.2f} against the teacher's "
+                f"{metrics['teacher']['perplexity']:.2f} (teacher ÷ student: "
+                f"{pct(metrics['retention'])}).")
     cost = ("no measurable loss of accuracy" if diff is not None and not diff["measurable"]
             else f"{abs(100 * diff['difference']):.2f} points of accuracy" if diff is not None
             else f"{pct(1 - metrics['retention'])} of its accuracy")
-    return (f"In short: the student has {ratio(metrics.get('compression'))} fewer parameters "
-            f"and answers {ratio(metrics['speedup'])} faster at batch 1 than the teacher, for "
-            f"{cost} (it keeps {pct(metrics['retention'])}).")
+    return f"{gain}, for {cost} (it keeps {pct(metrics['retention'])})."
 
 
 def overhead(entry: dict[str, Any], batch: int) -> float | None:

@@ -87,3 +87,19 @@ def test_a_student_with_another_vocabulary_is_refused_before_training(tmp_path, 
     err = capsys.readouterr().err
     assert "share one tokenizer" in err and "vocabulary size: teacher 32, student 40" in err
     assert not (tmp_path / "run" / "checkpoints" / "student").exists()  # nothing trained
+
+
+def test_check_finds_a_test_split_too_short_for_one_block(tmp_path, lm_recipe, capsys):
+    """--check reads the corpus through the teacher's tokenizer, as the run will."""
+    lm_recipe.write_text(lm_recipe.read_text().replace("block_length = 8", "block_length = 400"))
+    assert main(["run", str(lm_recipe), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "[data] read by the teacher's tokenizer" in err and "no block of 400" in err
+    assert "Traceback" not in err
+
+
+def test_latency_batch_sizes_default_to_one_and_eight_for_a_language_model(lm_recipe):
+    text = lm_recipe.read_text()
+    assert load_recipe(lm_recipe).evaluate.batch_sizes == [1]  # as the recipe says
+    lm_recipe.write_text(text.replace("batch_sizes = [1]\n", ""))
+    assert load_recipe(lm_recipe).evaluate.batch_sizes == [1, 8]
