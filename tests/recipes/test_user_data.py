@@ -84,7 +84,8 @@ def test_an_image_folder_of_fashion_mnist_runs_end_to_end(tmp_path, monkeypatch,
     assert metrics["student"]["params"] < metrics["teacher"]["params"]
 
 
-def test_a_tabular_csv_runs_end_to_end(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stream", [False, True])  # in memory, or memory-mapped from the cache
+def test_a_tabular_csv_runs_end_to_end(tmp_path, monkeypatch, capsys, stream):
     from sklearn.datasets import load_wine
 
     monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
@@ -93,7 +94,7 @@ def test_a_tabular_csv_runs_end_to_end(tmp_path, monkeypatch, capsys):
     wine.to_csv(tmp_path / "wine.csv", index=False)
     recipe = _recipe(
         tmp_path, '[data]\nformat = "table"\npath = "wine.csv"\ntest_fraction = 0.3\n'
-        'label_column = "target"\nfeature_columns = "all-numeric"',
+        f'label_column = "target"\nfeature_columns = "all-numeric"\nstream = {str(stream).lower()}',
         '[teacher]\narch = "mlp"\nhidden = [64, 64]', 'arch = "mlp"\nhidden = [4]')
     metrics = _run_and_eval(tmp_path, recipe, capsys)
     assert metrics["teacher"]["accuracy"] > 0.8

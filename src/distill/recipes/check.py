@@ -2,9 +2,9 @@
 
 The schema already refused malformed values; this reads the disk: the data source (paths,
 columns, classes, input shape: each format's cheap ``check``), every saved model the recipe
-names (its folder, and whether its input shape and classes fit the data) and, for text read by
-a teacher in a local folder, the text through that teacher's tokenizer (no model is loaded:
-tokenizing is seconds, and is where a corpus too short for one block would first fail).
+names (its folder, and whether its input shape and classes fit the data) and, for a language
+model's corpus and a teacher in a local folder, the text through that teacher's tokenizer (no
+model is loaded: tokenizing is seconds, and is where a corpus too short for one block fails).
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ def check_recipe(recipe: Recipe, source: str = "<recipe>") -> DataCheck:
 
 
 def _check_tokenized(recipe: Recipe) -> list[str]:
-    """Text through the local teacher's tokenizer, as the run will read it. A hub id is left
-    to the run (``--check`` downloads nothing)."""
+    """A language model's corpus through the local teacher's tokenizer, as the run will read
+    it (cut into blocks: too little text fails only there). A hub id is left to the run
+    (``--check`` downloads nothing); labelled text cannot fail at tokenizing."""
     model = getattr(recipe.teacher, "model", None)
-    if not reads_text(recipe.data) or model is None or not Path(str(model)).is_dir():
+    if (recipe.resolved_task != "causal-lm" or not reads_text(recipe.data) or model is None
+            or not Path(str(model)).is_dir()):
         return []
     from distill.hf import load_tokenizer
 

@@ -96,7 +96,7 @@ def data_key(data: Any) -> str:
     if isinstance(data, BuiltinData):
         text = data.dataset in TEXT_DATASETS
         return f"{data.dataset}@{data.max_length}" if text else data.dataset
-    options = data.model_dump(mode="json", exclude={"labeled"})
+    options = data.model_dump(mode="json", exclude={"labeled", "stream"})
     files = [_files_signature(Path(v)) for v in options.values()
              if isinstance(v, str) and os.path.exists(v)]
     blob = json.dumps({"options": options, "files": files}, sort_keys=True)

@@ -74,7 +74,10 @@ class ColumnOptions(BaseModel):
 
 
 class TableOptions(ColumnOptions, SourceOptions):
-    pass
+    stream: bool | None = None
+    """Read the files chunk by chunk into memory-mapped arrays in the cache instead of into
+    memory (see :mod:`distill.data.formats.streamed`); by default, when the columns needed
+    would take more than a quarter of this machine's memory."""
 
 
 @dataclass
@@ -399,12 +402,20 @@ class TableFormat(DataFormat):
 
     @classmethod
     def check(cls, options: TableOptions) -> DataCheck:
+        from distill.data.formats import streamed
+
+        if streamed.wants_stream(options):
+            return streamed.check_streamed(options, cls.name)
         return check_tables(_prepare(options), cls.name)
 
     @classmethod
     def load(cls, options: TableOptions, tokenizer: Any = None) -> LoadedData:
+        from distill.data.formats import streamed
+
         if options.text_column is not None:
             need_tokenizer(tokenizer, cls.name)  # before reading anything
+        if streamed.wants_stream(options):
+            return streamed.load_streamed(options, tokenizer, Path(options.path).stem, cls.name)
         return load_tables(_prepare(options), options, tokenizer, Path(options.path).stem,
                            cls.name)
 
