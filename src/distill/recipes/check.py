@@ -60,11 +60,47 @@ def _check_tokenized(recipe: Recipe) -> list[str]:
                                                                     False))
     except (ValueError, OSError) as err:
         return [f"[teacher] tokenizer: {err}"]
+    problems = []
     try:
         load_data_table(recipe.data, tokenizer)
     except (ValueError, OSError) as err:
-        return [f"[data] read by the teacher's tokenizer: {err}"]
-    return []
+        problems.append(f"[data] read by the teacher's tokenizer: {err}")
+    return problems + _student_tokens(recipe, Path(str(model)), tokenizer)
+
+
+def _student_tokens(recipe: Recipe, teacher: Path, tokenizer: Any) -> list[str]:
+    """A student whose token ids would mean other strings, found from files alone: another
+    model's tokenizer, or a config that changes the vocabulary or a special token's id."""
+    from distill.lm.tokenizers import tokenizer_differences
+    from distill.recipes.schema import HFScratchStudent, HFStudent
+
+    student = recipe.student
+    differences: list[str] = []
+    if isinstance(student, HFStudent) and Path(str(student.model)).is_dir():
+        from distill.hf import load_tokenizer
+
+        try:
+            other = load_tokenizer(student.model, trust_remote_code=student.trust_code)
+        except (ValueError, OSError) as err:
+            return [f"[student] tokenizer: {err}"]
+        differences = tokenizer_differences(tokenizer, other)
+    elif isinstance(student, HFScratchStudent):
+        import json
+
+        try:
+            config = json.loads((teacher / "config.json").read_text())
+        except (OSError, ValueError):
+            return []  # the teacher's own check names it
+        keys = {"vocab_size": "vocabulary size", "bos_token_id": "bos_token_id",
+                "eos_token_id": "eos_token_id", "pad_token_id": "pad_token_id"}
+        differences = [f"{said}: teacher {config.get(key)}, student {student.config[key]}"
+                       for key, said in keys.items()
+                       if key in student.config and config.get(key) is not None
+                       and student.config[key] != config.get(key)]
+    if not differences:
+        return []
+    return ["[student]: teacher and student must share one tokenizer for token-level "
+            f"distillation; {'; '.join(differences)}"]
 
 
 def _check_family(where: str, spec: Any) -> list[str]:

@@ -103,3 +103,12 @@ def test_latency_batch_sizes_default_to_one_and_eight_for_a_language_model(lm_re
     assert load_recipe(lm_recipe).evaluate.batch_sizes == [1]  # as the recipe says
     lm_recipe.write_text(text.replace("batch_sizes = [1]\n", ""))
     assert load_recipe(lm_recipe).evaluate.batch_sizes == [1, 8]
+
+
+def test_check_finds_a_student_with_another_vocabulary(tmp_path, lm_recipe, capsys):
+    text = lm_recipe.read_text().replace('arch = "hf-layers"\nlayers = [0]',
+                                         'arch = "hf-scratch"\nconfig = {vocab_size = 40}')
+    lm_recipe.write_text(text)
+    assert main(["run", str(lm_recipe), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "share one tokenizer" in err and "vocabulary size: teacher 32, student 40" in err
