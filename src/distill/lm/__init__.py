@@ -22,6 +22,8 @@ _EXPORTS = {
     "teacher_generations": "generation",
     "OnPolicy": "on_policy",
     "lm_metrics": "evaluate",
+    "export_gguf": "gguf_export",
+    "check_gguf": "gguf_export",
 }
 
 __all__ = sorted(_EXPORTS)
