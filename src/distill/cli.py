@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distill.cli_data import DATA_CHOICES, data_arguments, dataset, mismatches
+from distill.cli_data import DATA_CHOICES, TRUST_HELP, data_arguments, dataset, mismatches
+from distill.cli_gguf import add_gguf_parser, cmd_gguf
 
 __all__ = ["DATA_CHOICES", "main"]
 
@@ -27,8 +28,6 @@ A recipe is a TOML file with [data], [teacher], [student], [loss], [train], [bas
 """
 
 
-TRUST_HELP = ("run code the model folder names (a 'module:function' factory, a Hugging Face "
-              "model's own modeling files): only for folders whose source you trust")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -218,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     gen.add_argument("--teacher", help="a second model to continue the same prompt")
     gen.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
+    add_gguf_parser(sub)
     return parser
 
 
@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                RunFolderError, CacheError, ValueError, TypeError, OSError)
     commands = {"run": _cmd_run, "init": _cmd_init, "eval": _cmd_eval, "predict": _cmd_predict,
                 "cache": _cmd_cache, "compare": _cmd_compare, "plan": _cmd_plan,
-                "report": _cmd_report, "generate": _cmd_generate}
+                "report": _cmd_report, "generate": _cmd_generate, "gguf": cmd_gguf}
     try:
         return commands[args.command](args)
     except handled as err:

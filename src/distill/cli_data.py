@@ -9,6 +9,9 @@ from typing import Any
 
 DATA_CHOICES = ["fashion-mnist", "digits", "rotten-tomatoes"]
 
+TRUST_HELP = ("run code the model folder names (a 'module:function' factory, a Hugging Face "
+              "model's own modeling files): only for folders whose source you trust")
+
 
 def data_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     """--data (a built-in name or a path), or --recipe (the data a run used, exactly)."""

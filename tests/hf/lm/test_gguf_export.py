@@ -78,3 +78,16 @@ def test_what_cannot_be_written_is_refused_by_name(tmp_path, bpe_tokenizer, toke
         export_gguf(_llama(len(bpe_tokenizer), True), bpe_tokenizer, tmp_path / "z.gguf",
                     dtype="q4")
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_the_cli_writes_and_checks_a_saved_student(tmp_path, bpe_tokenizer, capsys):
+    from distill.cli import main
+
+    _llama(len(bpe_tokenizer), True).save_pretrained(tmp_path / "student")
+    bpe_tokenizer.save_pretrained(tmp_path / "student")
+    assert main(["gguf", str(tmp_path / "student"), str(tmp_path / "s.gguf"),
+                 "--type", "q8_0"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "q8_0" in out and "top-1 agreement" in out
+    assert main(["gguf", str(tmp_path / "student"), str(tmp_path / "s.bin")]) == 1
+    assert "name the output file .gguf" in capsys.readouterr().err
