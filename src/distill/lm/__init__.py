@@ -24,6 +24,10 @@ _EXPORTS = {
     "lm_metrics": "evaluate",
     "export_gguf": "gguf_export",
     "check_gguf": "gguf_export",
+    "prune_depth": "prune",
+    "prune_width": "prune",
+    "compare_pruning": "prune",
+    "skip_importance": "prune",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,202 @@
+"""A pretrained causal LM cut down to a parameter budget, with the cut chosen by measurement.
+
+Depth removes whole blocks, ranked by a criterion on calibration text:
+
+- ``"cosine"``: Minitron's block importance, 1 − cosine between what enters and what leaves a
+  block (:func:`distill.hf.pruning.block_importance`);
+- ``"skip"``: how much the calibration loss rises when that block alone is skipped (its input
+  passed on unchanged), measured directly rather than inferred from the hidden states;
+- ``"every-other"``: no measurement, DistilBERT's rule (odd blocks go first), the reference a
+  measured ranking has to beat.
+
+Width removes the same number of MLP neurons from every block, the least active on calibration
+text first (Minitron's activation importance; :func:`distill.hf.pruning.prune_neurons`), so the
+result is still one standard config. Either way the target is a parameter count, or a share of
+the model's parameters (embeddings included), and the result is the model's own class: its
+``save_pretrained`` folder loads with transformers alone. :func:`compare_pruning` gives each
+criterion's held-out perplexity before any recovery, which is what the ranking bought.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.batches import first_batches, forward
+from distill.hf.layers import block_names
+from distill.hf.pruning import block_importance, prune_neurons
+from distill.hf.students import keep_layers
+
+Criterion = Literal["cosine", "skip", "every-other"]
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3")  # one decoder layout: gate/up/down, q/k/v/o
+CRITERIA: tuple[str, ...] = ("every-other", "cosine", "skip")
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Parameters as stored: a tied head counts once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _check_family(model: nn.Module) -> None:
+    kind = getattr(getattr(model, "config", None), "model_type", None)
+    if kind not in FAMILIES:
+        raise ValueError(f"causal-LM pruning supports the llama family ({', '.join(FAMILIES)}; "
+                         f"SmolLM2 is llama); this model is {kind!r}")
+
+
+def target_parameters(model: nn.Module, size: float) -> int:
+    """``size`` as a parameter count: a share of the model's in (0, 1), or a count above 1."""
+    total = parameter_count(model)
+    if isinstance(size, bool) or not isinstance(size, int | float) or size <= 0:
+        raise ValueError(f"size must be a share in (0, 1) or a parameter count, got {size!r}")
+    target = int(total * size) if size < 1 else int(size)
+    if target >= total:
+        raise ValueError(f"size {size!r} asks for {target:,} parameters; the model has only "
+                         f"{total:,}")
+    return target
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    return [model.get_submodule(name) for name in block_names(model)]
+
+
+@torch.no_grad()
+def _calibration_loss(model: nn.Module, data: Any, batches: int, batch_size: int) -> float:
+    total, tokens = 0.0, 0
+    device = next(model.parameters()).device
+    for batch in first_batches(data, batches, batch_size, device):
+        if batch.labels is None:
+            raise ValueError("the calibration text needs next-token labels (causal_blocks)")
+        logits = forward(model, batch.inputs)
+        labels = batch.labels.reshape(-1)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels,
+                                       ignore_index=-100, reduction="sum"))
+        tokens += int((labels != -100).sum())
+    return total / max(tokens, 1)
+
+
+def skip_importance(model: nn.Module, data: Any, *, batches: int = 4,
+                    batch_size: int = 8) -> list[float]:
+    """Per block, the calibration loss with that block skipped minus the loss with all of them:
+    near zero (or below) for a block the model does not need on this text."""
+    _check_family(model)
+    was_training = model.training
+    model.eval()
+
+    def passthrough(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        hidden_in = args[0] if args else kwargs["hidden_states"]
+        return (hidden_in, *output[1:]) if isinstance(output, tuple) else hidden_in
+
+    try:
+        base = _calibration_loss(model, data, batches, batch_size)
+        scores = []
+        for block in _blocks(model):
+            handle = block.register_forward_hook(passthrough, with_kwargs=True)
+            try:
+                scores.append(_calibration_loss(model, data, batches, batch_size) - base)
+            finally:
+                handle.remove()
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def block_scores(model: nn.Module, data: Any, criterion: Criterion, *, batches: int = 4,
+                 batch_size: int = 8) -> list[float]:
+    """Each block's importance by ``criterion`` (lower: dropped first)."""
+    count = len(block_names(model))
+    if criterion == "every-other":
+        return [float(i % 2 == 0) for i in range(count)]
+    if criterion == "cosine":
+        return block_importance(model, data, batches=batches, batch_size=batch_size)
+    if criterion == "skip":
+        return skip_importance(model, data, batches=batches, batch_size=batch_size)
+    raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+
+
+def blocks_to_drop(model: nn.Module, target: int) -> int:
+    """How many whole blocks must go for ``target`` parameters; an error naming the smallest
+    size depth pruning reaches when even one block left is too many."""
+    blocks = _blocks(model)
+    per_block = parameter_count(blocks[0])
+    total = parameter_count(model)
+    count = max(0, math.ceil((total - target) / per_block))
+    if count >= len(blocks):
+        smallest = total - (len(blocks) - 1) * per_block
+        raise ValueError(f"depth pruning cannot reach {target:,} parameters: with one of its "
+                         f"{len(blocks)} blocks left the model still has {smallest:,} (the "
+                         "embeddings and head); ask for at least that, or prune width too")
+    return count
+
+
+def prune_depth(model: nn.Module, size: float, data: Any = None, *,
+                criterion: Criterion = "cosine", protect: Iterable[int] = (),
+                batches: int = 4, batch_size: int = 8) -> nn.Module:
+    """A copy of ``model`` with the fewest blocks dropped that bring it to ``size``
+    (:func:`target_parameters`), the least important by ``criterion`` first; blocks in
+    ``protect`` stay."""
+    _check_family(model)
+    count = blocks_to_drop(model, target_parameters(model, size))
+    if count == 0:
+        return copy.deepcopy(model)
+    if data is None and criterion != "every-other":
+        raise ValueError(f"criterion {criterion!r} measures blocks on calibration text: pass "
+                         "data (next-token blocks, e.g. distill.lm.causal_blocks)")
+    scores = block_scores(model, data, criterion, batches=batches, batch_size=batch_size)
+    protected = set(protect)
+    order = sorted((score, i) for i, score in enumerate(scores) if i not in protected)
+    if count > len(order):
+        raise ValueError(f"{count} blocks must go, but only {len(order)} are not protected")
+    dropped = {i for _, i in order[:count]}
+    return keep_layers(model, [i for i in range(len(scores)) if i not in dropped])
+
+
+def prune_width(model: nn.Module, size: float, data: Any, *, batches: int = 4,
+                batch_size: int = 8) -> nn.Module:
+    """A copy of ``model`` whose every block keeps the MLP neurons most active on ``data``,
+    as many as fit ``size`` (:func:`target_parameters`)."""
+    _check_family(model)
+    target = target_parameters(model, size)
+    config = model.config
+    width, blocks = config.intermediate_size, len(_blocks(model))
+    per_neuron = 3 * config.hidden_size * blocks  # a row of gate and up, a column of down
+    total = parameter_count(model)
+    keep = width - max(0, math.ceil((total - target) / per_neuron))
+    if keep < 1:
+        smallest = total - (width - 1) * per_neuron
+        raise ValueError(f"width pruning of the MLP cannot reach {target:,} parameters: with "
+                         f"one neuron per block the model still has {smallest:,}; ask for at "
+                         "least that, or prune depth too")
+    pruned = copy.deepcopy(model)
+    if keep == width:
+        return pruned
+    pruned = prune_neurons(pruned, (width - keep) / width, importance="activation", data=data,
+                           calibration_batches=batches, batch_size=batch_size)
+    return pruned
+
+
+def compare_pruning(model: nn.Module, size: float, calibration: Any, held_out: Any, *,
+                    ways: Sequence[str] = ("every-other", "cosine", "skip", "width"),
+                    batches: int = 4, batch_size: int = 8) -> list[dict[str, Any]]:
+    """Each way of reaching ``size`` (a depth criterion, or ``"width"``), pruned and not yet
+    recovered: its parameters, blocks, MLP width and held-out perplexity."""
+    from distill.lm.evaluate import lm_metrics
+
+    rows = []
+    for way in ways:
+        pruned = (prune_width(model, size, calibration, batches=batches, batch_size=batch_size)
+                  if way == "width" else
+                  prune_depth(model, size, calibration, criterion=way,  # type: ignore[arg-type]
+                              batches=batches, batch_size=batch_size))
+        rows.append({"way": way, "params": parameter_count(pruned),
+                     "blocks": pruned.config.num_hidden_layers,
+                     "intermediate_size": pruned.config.intermediate_size,
+                     "perplexity": lm_metrics(pruned, held_out, batch_size=batch_size)[
+                         "perplexity"]})
+    return rows

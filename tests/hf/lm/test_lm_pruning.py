@@ -1,0 +1,144 @@
+"""Cutting a tiny llama (grouped key/value heads, tied embeddings) to a parameter budget: the
+size is met, the config stays standard (the saved folder loads in a process without distill),
+a block that does nothing goes first under every measured criterion, and budgets that cannot
+be met say the nearest size that can."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from distill.lm import causal_blocks  # noqa: E402
+from distill.lm.prune import (  # noqa: E402
+    block_scores,
+    compare_pruning,
+    parameter_count,
+    prune_depth,
+    prune_width,
+)
+
+
+def _llama(layers: int = 6, seed: int = 0):
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=32, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+        tie_word_embeddings=True)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def text(lm_tokenizer, documents):
+    return causal_blocks(documents, lm_tokenizer, 16)
+
+
+def _silence(model, index: int) -> None:
+    """Block ``index`` adds nothing to the residual stream: its output is its input."""
+    block = model.model.layers[index]
+    torch.nn.init.zeros_(block.self_attn.o_proj.weight)
+    torch.nn.init.zeros_(block.mlp.down_proj.weight)
+
+
+def test_a_block_that_does_nothing_is_dropped_first_by_cosine(text):
+    model = _llama()
+    _silence(model, 3)
+    scores = block_scores(model, text, "cosine", batches=2)
+    assert min(range(len(scores)), key=scores.__getitem__) == 3 and abs(scores[3]) < 1e-5
+    per_block = parameter_count(model.model.layers[0])
+    pruned = prune_depth(model, parameter_count(model) - per_block, text, criterion="cosine")
+    assert pruned.config.num_hidden_layers == 5
+    ids = text.encodings["input_ids"][:2]
+    with torch.no_grad():  # the silent block's removal changes nothing
+        torch.testing.assert_close(pruned(input_ids=ids).logits, model(input_ids=ids).logits,
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_skip_scores_are_the_loss_change_and_the_lowest_goes(text):
+    """Skipping the silent block changes nothing (score 0); in a random model skipping some
+    other block may even lower the loss, and that block is the one to drop."""
+    model = _llama()
+    _silence(model, 3)
+    scores = block_scores(model, text, "skip", batches=2)
+    assert abs(scores[3]) < 1e-6 and any(abs(s) > 1e-4 for s in scores)
+    lowest = min(range(len(scores)), key=scores.__getitem__)
+    per_block = parameter_count(model.model.layers[0])
+    pruned = prune_depth(model, parameter_count(model) - per_block, text, criterion="skip",
+                         batches=2)
+    kept = [i for i in range(6) if i != lowest]
+    for new, old in enumerate(kept):
+        torch.testing.assert_close(pruned.model.layers[new].mlp.up_proj.weight,
+                                   model.model.layers[old].mlp.up_proj.weight)
+
+
+def test_every_other_needs_no_data_and_drops_odd_blocks_first():
+    model = _llama()
+    pruned = prune_depth(model, 0.75, criterion="every-other")
+    assert parameter_count(pruned) <= 0.75 * parameter_count(model)
+    kept = pruned.config.num_hidden_layers
+    assert kept < 6
+    torch.testing.assert_close(pruned.model.layers[1].mlp.up_proj.weight,
+                               model.model.layers[2].mlp.up_proj.weight)
+
+
+def test_width_meets_the_budget_and_keeps_grouped_heads(text):
+    model = _llama()
+    pruned = prune_width(model, 0.8, text, batches=2)
+    assert parameter_count(pruned) <= 0.8 * parameter_count(model)
+    assert pruned.config.intermediate_size < 64
+    assert pruned.config.num_key_value_heads == 2 and pruned.config.num_attention_heads == 4
+    assert parameter_count(model) == parameter_count(_llama())  # the original is untouched
+    ids = text.encodings["input_ids"][:2]
+    assert pruned(input_ids=ids).logits.shape == model(input_ids=ids).logits.shape
+
+
+def test_a_pruned_folder_loads_with_transformers_alone(tmp_path, text):
+    pruned = prune_depth(_llama(), 0.6, text, criterion="skip", batches=2)
+    pruned = prune_width(pruned, 0.9, text, batches=2)
+    pruned.save_pretrained(tmp_path / "mini")
+    ids = text.encodings["input_ids"][:1]
+    with torch.no_grad():
+        expected = pruned(input_ids=ids).logits[0, -1, :4].tolist()
+    script = (
+        "import json, sys, torch, transformers\n"
+        f"m = transformers.AutoModelForCausalLM.from_pretrained({str(tmp_path / 'mini')!r})\n"
+        f"ids = torch.tensor({ids.tolist()})\n"
+        "with torch.no_grad():\n"
+        "    out = m(input_ids=ids).logits[0, -1, :4].tolist()\n"
+        "print(json.dumps({'logits': out, 'distill': any(k.startswith('distill') "
+        "for k in sys.modules)}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["distill"] is False
+    assert result["logits"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_budgets_out_of_reach_name_the_nearest_size(text):
+    model = _llama(layers=2)
+    with pytest.raises(ValueError, match=r"depth pruning cannot reach .* still has [\d,]+"):
+        prune_depth(model, 100, text)
+    with pytest.raises(ValueError, match=r"width pruning .* still has [\d,]+"):
+        prune_width(model, 100, text)
+    with pytest.raises(ValueError, match="the model has only"):
+        prune_depth(model, 10**9, text)
+
+
+def test_other_architectures_are_refused_by_name(tokenizer):
+    bert = transformers.BertForMaskedLM(transformers.BertConfig(
+        vocab_size=32, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32))
+    with pytest.raises(ValueError, match="supports the llama family.*'bert'"):
+        prune_depth(bert, 0.5)
+
+
+def test_compare_pruning_reports_each_way_before_recovery(text):
+    rows = compare_pruning(_llama(), 0.7, text, text, batches=2)
+    assert [r["way"] for r in rows] == ["every-other", "cosine", "skip", "width"]
+    assert all(r["perplexity"] > 1 and r["params"] <= 0.7 * parameter_count(_llama())
+               for r in rows)
