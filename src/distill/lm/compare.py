@@ -5,7 +5,10 @@ parameters, bytes and latency per sequence; then the same top-level keys a class
 has (``retention``, ``speedup``, ``compression``), with ``retention`` the teacher's perplexity
 over the student's (1.0: as good as the teacher; it is the ratio of per-token likelihoods,
 exp of minus the gap in cross-entropy), and a few greedy continuations of each model for the
-same prompts, so a reader sees what the numbers mean.
+same prompts, so a reader sees what the numbers mean. Generation speed (batch 1, KV cache,
+greedy; :mod:`distill.lm.speed`) is measured for prompts of 64 and 256 tokens where the models
+have the positions, at 1 and 2 threads: ``generation_speed`` holds it all, each model's
+``decode_tokens_per_s`` and the top-level ``generation_speedup`` are its first setting's.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ PROMPT_TOKENS = 16  # a sample generation starts from this many tokens of a held
 def compare_lm(teacher: nn.Module, student: nn.Module, test: Any, *, tokenizer: Any = None,
                baseline: nn.Module | None = None, batch_sizes: Sequence[int] = (1,),
                threads: int = 1, latency_repeats: int = 20, samples: int = 3,
-               max_new_tokens: int = 30, batch_size: int = 8) -> dict[str, Any]:
+               max_new_tokens: int = 30, batch_size: int = 8,
+               speed_new_tokens: int = 32) -> dict[str, Any]:
     """Teacher, student (and the hard-label baseline) on the held-out ``test`` sequences."""
     models = {"teacher": teacher, "student": student}
     if baseline is not None:
@@ -49,10 +53,35 @@ def compare_lm(teacher: nn.Module, student: nn.Module, test: Any, *, tokenizer: 
     result["compression"] = t["params"] / s["params"]
     if baseline is not None:
         result["baseline_retention"] = t["perplexity"] / result["baseline"]["perplexity"]
+    if speed_new_tokens:
+        _add_generation_speed(result, models, test, threads, speed_new_tokens)
     if tokenizer is not None and samples > 0:
         result["generations"] = sample_generations(models, test, tokenizer, samples,
                                                    max_new_tokens)
     return result
+
+
+SPEED_PROMPTS = (64, 256)
+
+
+def _add_generation_speed(result: dict[str, Any], models: dict[str, nn.Module], test: Any,
+                          threads: int, new_tokens: int) -> None:
+    from distill.lm.speed import generation_speed
+
+    limit = min(getattr(m.config, "max_position_embeddings", 10**9) for m in models.values())
+    lengths = tuple(n for n in SPEED_PROMPTS if n + new_tokens <= limit)
+    if not lengths:
+        return
+    ids = test.encodings["input_ids"] if hasattr(test, "encodings") else test.inputs
+    speeds = generation_speed(models, ids[:8], prompt_lengths=lengths,
+                              threads=(1, 2) if threads == 1 else (threads,),
+                              new_tokens=new_tokens)
+    result["generation_speed"] = speeds
+    first = next(iter(speeds["teacher"]))
+    for name in models:
+        result[name]["decode_tokens_per_s"] = speeds[name][first]["decode_tokens_per_s"]
+    result["generation_speedup"] = (result["student"]["decode_tokens_per_s"]
+                                    / result["teacher"]["decode_tokens_per_s"])
 
 
 def sample_generations(models: dict[str, nn.Module], test: Any, tokenizer: Any, count: int,

@@ -124,7 +124,10 @@ def plain_summary(metrics: dict[str, Any]) -> str | None:
     gain = (f"In short: the student has {ratio(metrics.get('compression'))} fewer parameters "
             f"and answers {ratio(metrics['speedup'])} faster at batch 1 than the teacher")
     if metrics.get("task") == "causal-lm":  # retention is a perplexity ratio, not accuracy
-        return (f"{gain}; its held-out perplexity is "
+        speed = metrics.get("generation_speedup")
+        generates = (f", generates {ratio(speed)} as many tokens per second"
+                     if _number(speed) else "")
+        return (f"{gain}{generates}; its held-out perplexity is "
                 f"{metrics['student']['perplexity']:.2f} against the teacher's "
                 f"{metrics['teacher']['perplexity']:.2f} (teacher ÷ student: "
                 f"{pct(metrics['retention'])}).")

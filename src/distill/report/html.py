@@ -89,12 +89,28 @@ def _summary(metrics: dict[str, Any]) -> str:
             + ('<p class="meta">Retention: the teacher\'s perplexity ÷ the model\'s on held-out '
                "text; agreement: share of positions where the model's most likely next token "
                "is the teacher's; speed-up: the teacher's batch-1 median latency per sequence "
-               "÷ the model's, measured side by side in this run.</p>" + _generations(metrics)
+               "÷ the model's, measured side by side in this run.</p>" + _speed(metrics)
+            + _generations(metrics)
                if lm else
                '<p class="meta">Retention: accuracy ÷ the teacher\'s; agreement: share of test '
                "samples where the model's top class is the teacher's; speed-up: the teacher's "
                "batch-1 median latency ÷ the model's, measured side by side in this run.</p>")
             + _findings(metrics))
+
+
+def _speed(metrics: dict[str, Any]) -> str:
+    """Generation speed per prompt length and thread count, the models side by side."""
+    from distill.report.markdown import speed_rows
+
+    models, rows = speed_rows(metrics)
+    if not rows:
+        return ""
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+                   for cells in rows)
+    return ("<h3>Generation speed</h3><p>Batch 1, KV cache, greedy; medians of runs taken in "
+            "turns (× the teacher's decode speed).</p><table><thead><tr><th>prompt</th>"
+            + "".join(f"<th>{escape(m)}</th>" for m in models)
+            + f"</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _generations(metrics: dict[str, Any]) -> str:

@@ -89,6 +89,38 @@ def _generations(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
+def speed_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(models, one row of cells per setting): decode tokens/s, its ratio to the teacher's,
+    and the prompt's prefill time; shared by report.md and report.html."""
+    speeds = metrics.get("generation_speed") or {}
+    if "teacher" not in speeds:
+        return [], []
+    models = list(speeds)
+    rows = []
+    for key, teacher in speeds["teacher"].items():
+        length, threads = key[1:].split("_t")
+        cells = [f"{length} tokens, {threads} thread{'s' if threads != '1' else ''}"]
+        for name in models:
+            entry = speeds[name][key]
+            ratio = entry["decode_tokens_per_s"] / teacher["decode_tokens_per_s"]
+            cells.append(f"{entry['decode_tokens_per_s']:.1f} tokens/s ({ratio:.2f}×), "
+                         f"prefill {entry['prefill_ms']:.1f} ms")
+        rows.append(cells)
+    return models, rows
+
+
+def _speed(metrics: dict[str, Any]) -> list[str]:
+    models, rows = speed_rows(metrics)
+    if not rows:
+        return []
+    out = ["", "## Generation speed", "",
+           "Batch 1, KV cache, greedy, every call generating the same number of tokens; medians "
+           "of runs taken in turns (× the teacher's decode speed):", "",
+           "| prompt | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return out
+
+
 def _pruning(metrics: dict[str, Any]) -> list[str]:
     """Zero weights per layer of a pruned student (structured pruning leaves none: it removes)."""
     pruning = metrics.get("pruning")
@@ -143,6 +175,7 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
     if note:
         lines += ["", f"**Latency.** {note}"]
     lines += _pruning(metrics)
+    lines += _speed(metrics)
     lines += _generations(metrics)
     lines += ["", "## Plots", ""]
     for title, rel in plots.items():

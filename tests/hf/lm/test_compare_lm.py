@@ -22,3 +22,24 @@ def test_compare_lm_reports_the_same_top_level_keys_as_classification(
     assert result["compression"] == pytest.approx(t["params"] / s["params"])
     assert len(result["generations"]) == 2
     assert set(result["generations"][0]) == {"prompt", "teacher", "student", "baseline"}
+
+
+def test_generation_speed_is_measured_and_reported_where_positions_allow(
+        make_llama, lm_tokenizer, documents):
+    from distill.report.markdown import render_report
+
+    teacher, student = make_llama(layers=2, hidden=16), make_llama(layers=1, hidden=8, seed=1)
+    for model in (teacher, student):
+        model.config.max_position_embeddings = 96  # rotary: no table to resize
+    test = causal_blocks(documents[:10], lm_tokenizer, 16, name="held-out")
+    result = compare_lm(teacher, student, test, latency_repeats=2, samples=0)
+    assert set(result["generation_speed"]["student"]) == {"p64_t1", "p64_t2"}  # 256 is too long
+    assert result["generation_speedup"] == pytest.approx(
+        result["student"]["decode_tokens_per_s"] / result["teacher"]["decode_tokens_per_s"])
+    assert "## Generation speed" in render_report(result, "", {})
+    from distill.report.html import _speed
+
+    assert "<h3>Generation speed</h3>" in _speed(result) and "tokens/s" in _speed(result)
+    short = compare_lm(make_llama(layers=1), make_llama(layers=1, seed=1), test,
+                       latency_repeats=2, samples=0)
+    assert "generation_speed" not in short  # 32 positions: no 64-token prompt fits
