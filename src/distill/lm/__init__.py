@@ -20,6 +20,7 @@ _EXPORTS = {
     "tokenizer_differences": "tokenizers",
     "generate": "generation",
     "teacher_generations": "generation",
+    "write_generations": "generation",
     "OnPolicy": "on_policy",
     "lm_metrics": "evaluate",
     "export_gguf": "gguf_export",

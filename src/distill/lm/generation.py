@@ -104,3 +104,41 @@ def teacher_generations(
                            progress=progress)
     return prompt_completions(prompts, completions, tokenizer, max_length=max_length,
                               name="teacher-generations")
+
+
+def write_generations(
+    teacher: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    path: Any,
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool | None = None,
+) -> Any:
+    """The teacher's completions of ``prompts`` as a JSON Lines corpus, one
+    ``{"prompt", "completion", "generation"}`` object per line, ``generation`` holding the
+    model and sampling settings that wrote it. A recipe reads it as ``format = "text-corpus"``
+    with ``prompt_field = "prompt"`` and ``completion_field = "completion"``. Written whole or
+    not at all."""
+    import json
+    from pathlib import Path
+
+    from distill import atomic
+
+    completions = generate(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_p=top_p, seed=seed,
+                           batch_size=batch_size, progress=progress)
+    settings = {"model": str(getattr(teacher.config, "_name_or_path", "") or
+                             type(teacher).__name__),
+                "max_new_tokens": max_new_tokens, "seed": seed,
+                **sampling_settings(temperature, top_p)}
+    lines = [json.dumps({"prompt": p, "completion": c, "generation": settings},
+                        ensure_ascii=False) for p, c in zip(prompts, completions, strict=True)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, "\n".join(lines) + "\n")
+    return path
