@@ -92,5 +92,22 @@ def lm_evaluate_step(state: RunState) -> None:
                           tokenizer=state.tokenizer, baseline=state.baseline,
                           batch_sizes=ev.batch_sizes, threads=ev.threads,
                           latency_repeats=ev.latency_repeats)
+    general = _general_teacher(state)
+    if general is not None:
+        measured["teacher_before_finetune"] = general
     state.metrics = {**measured, **state.metrics}
     state.headline = {"perplexity": measured["student"]["perplexity"]}
+
+
+def _general_teacher(state: RunState) -> dict[str, float] | None:
+    """A domain-tuned teacher's starting point on the same held-out text: what the
+    fine-tuning bought, and the bar a small domain model can pass."""
+    spec = state.recipe.teacher
+    if getattr(spec, "finetune", None) is None:
+        return None
+    from distill.hf import load_model
+    from distill.lm.evaluate import lm_metrics
+
+    general = load_model(spec.model, "causal-lm", trust_remote_code=spec.trust_code).eval()
+    found = lm_metrics(general, state.test)
+    return {"perplexity": found["perplexity"], "nll": found["nll"]}

@@ -57,6 +57,11 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
         line = [f"- **Retention** (teacher / student perplexity on held-out text, per token): "
                 f"{_pct(metrics.get('retention'))} ({_num(t.get('perplexity'), '{:.2f}')} "
                 f"against {_num(s.get('perplexity'), '{:.2f}')})"]
+        general = metrics.get("teacher_before_finetune")
+        if general:
+            line.append(f"- The teacher before fine-tuning on this text: perplexity "
+                        f"{_num(general.get('perplexity'), '{:.2f}')} (the student's "
+                        f"{_num(s.get('perplexity'), '{:.2f}')})")
         if metrics.get("baseline"):
             line.append(f"- The baseline (the same student on the text alone) keeps "
                         f"{_pct(metrics.get('baseline_retention'))} (perplexity "

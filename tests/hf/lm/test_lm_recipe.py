@@ -112,3 +112,15 @@ def test_check_finds_a_student_with_another_vocabulary(tmp_path, lm_recipe, caps
     assert main(["run", str(lm_recipe), "--check"]) == 1
     err = capsys.readouterr().err
     assert "share one tokenizer" in err and "vocabulary size: teacher 32, student 40" in err
+
+
+def test_a_fine_tuned_teacher_is_reported_beside_its_general_self(tmp_path, lm_recipe):
+    text = lm_recipe.read_text().replace(
+        "[student]", "[teacher.finetune]\nepochs = 2\nbatch_size = 8\nlr = 0.01\n[student]")
+    lm_recipe.write_text(text)
+    assert main(["run", str(lm_recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    general = metrics["teacher_before_finetune"]["perplexity"]
+    assert metrics["teacher"]["perplexity"] < general  # tuned on this text: it fits it better
+    assert "The teacher before fine-tuning on this text" in (tmp_path / "run" /
+                                                            "report.md").read_text()
