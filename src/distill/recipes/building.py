@@ -64,4 +64,7 @@ def _hf_student(spec, info, teacher: nn.Module | None) -> nn.Module:
         raise ValueError(f"[student] arch = '{spec.arch}' is made from the teacher; none given")
     if isinstance(spec, HFLayersStudent):
         return keep_layers(teacher, spec.layers)
-    return scratch_student(teacher, **spec.config)
+    if isinstance(spec, HFScratchStudent):
+        return scratch_student(teacher, **spec.config)
+    raise ValueError(f"[student] arch = '{spec.arch}' is cut from the teacher on the training "
+                     "text: the causal-LM steps build it (distill.recipes.lm_steps)")

@@ -1,7 +1,8 @@
 """The causal-language-model preset's steps: ``task = "causal-lm"`` recipes.
 
 The teacher is a Hugging Face causal LM, the data a ``text-corpus`` read by its tokenizer; the
-student (the teacher's own blocks, a narrower config, or another model) learns the teacher's
+student (the teacher's own blocks, the teacher cut to a size by measured importance, a
+narrower config, or another model) learns the teacher's
 next-token distributions with :class:`~distill.losses.TokenKDLoss` (forward/reverse KL or JSD,
 blended with cross-entropy on the text by ``alpha``, chunked over positions), from live or
 cached (dense or top-k) outputs. The baseline learns the text alone; the evaluation reports
@@ -10,6 +11,7 @@ held-out perplexity, KL to the teacher, top-1 agreement and sample continuations
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -17,10 +19,11 @@ from torch import nn
 
 from distill.api import distill, train_model
 from distill.lm.compare import compare_lm
+from distill.lm.evaluate import lm_metrics
 from distill.losses import DistillationLoss
 from distill.losses.registry import build_loss
 from distill.recipes.building import build_model, train_kwargs
-from distill.recipes.schema import HFStudent, Recipe
+from distill.recipes.schema import HFPrunedStudent, HFStudent, Recipe
 from distill.recipes.steps import RunState, baseline_spec, reuse_distilled
 from distill.recipes.teacher_setup import cached_outputs
 
@@ -51,12 +54,38 @@ def check_tokenizers(recipe: Recipe, teacher: nn.Module, student: nn.Module,
             recipe.student.model, trust_remote_code=recipe.student.trust_code))
 
 
+def fresh_student(state: RunState) -> nn.Module:
+    """The student before training: built from the recipe, or the teacher cut to size on the
+    training text (cut once per run: the baseline starts from the same cut; the cut is
+    deterministic, so a resumed run makes it again and its checkpoint fits)."""
+    recipe, teacher = state.recipe, state.setup.module
+    spec = recipe.student
+    if not isinstance(spec, HFPrunedStudent):
+        return build_model(spec, state.train.info, recipe.train.seed, teacher)
+    if "student_before_recovery" not in state.metrics:
+        from distill.lm.prune import parameter_count, prune_depth, prune_width
+
+        log.info("student: cutting the teacher to %g by %s%s", spec.size, spec.way,
+                 f" ({spec.criterion})" if spec.way == "depth" else "")
+        options = dict(batches=spec.calibration_batches, batch_size=recipe.train.batch_size)
+        cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion, **options)
+               if spec.way == "depth" else prune_width(teacher, spec.size, state.train,
+                                                       **options))
+        found = lm_metrics(cut, state.test)
+        state.metrics["student_before_recovery"] = {
+            "perplexity": found["perplexity"], "params": parameter_count(cut),
+            "blocks": cut.config.num_hidden_layers,
+            "intermediate_size": cut.config.intermediate_size}
+        state.pruned_start = cut
+    return copy.deepcopy(state.pruned_start)
+
+
 def lm_student_step(state: RunState) -> None:
     """The student learns the teacher's next-token distributions on the corpus."""
     if reuse_distilled(state):
         return
     recipe, teacher = state.recipe, state.setup.module
-    student = build_model(recipe.student, state.train.info, recipe.train.seed, teacher)
+    student = fresh_student(state)
     check_tokenizers(recipe, teacher, student, state.tokenizer)
     loss = token_loss(recipe)
     log.info("student: distilling next tokens (%d epochs, %s, T=%g, alpha=%g)",
@@ -75,9 +104,8 @@ def lm_student_step(state: RunState) -> None:
 
 def lm_baseline_step(state: RunState) -> None:
     """The same student trained on the text alone (cross-entropy on the next tokens)."""
-    recipe, spec = state.recipe, baseline_spec(state.recipe)
-    baseline = build_model(recipe.student, state.train.info, recipe.train.seed,
-                           state.setup.module)
+    spec = baseline_spec(state.recipe)
+    baseline = fresh_student(state)
     log.info("baseline: the same student on the text alone (%d epochs)", spec.epochs)
     fitted = train_model(baseline, state.student_train, eval=state.test, task="causal-lm",
                          progress=state.progress, description="baseline", **train_kwargs(spec))
@@ -106,7 +134,6 @@ def _general_teacher(state: RunState) -> dict[str, float] | None:
     if getattr(spec, "finetune", None) is None:
         return None
     from distill.hf import load_model
-    from distill.lm.evaluate import lm_metrics
 
     general = load_model(spec.model, "causal-lm", trust_remote_code=spec.trust_code).eval()
     found = lm_metrics(general, state.test)

@@ -155,6 +155,17 @@ class HFScratchStudent(Section):
     config: dict[Identifier, ConfigValue] = {}
 
 
+class HFPrunedStudent(Section):
+    """A causal-LM teacher cut to ``size`` (a share of its parameters, or a count), the cut
+    chosen on the training text (:mod:`distill.lm.prune`), then recovered by distillation."""
+
+    arch: Literal["hf-pruned"]
+    size: Annotated[float, Field(gt=0.0)]
+    way: Literal["depth", "width"] = "depth"
+    criterion: Literal["cosine", "skip", "every-other"] = "skip"
+    calibration_batches: Count = 4
+
+
 class HFStudent(Trust):
     """A pretrained Hugging Face model of its own (it must predict the teacher's classes)."""
 
@@ -236,8 +247,8 @@ TeacherSpec = _by_arch(mlp=TeacherMLP, cnn=TeacherCNN, saved=TeacherSaved,
 StudentSpec = _by_arch(mlp=MLPSpec, cnn=CNNSpec, saved=SavedSpec, hf=HFStudent,
                        pruned=PrunedStudent, module=ModuleSpec,
                        **{"hf-layers": HFLayersStudent, "hf-scratch": HFScratchStudent,
-                          "hf-vision": VisionSpec})
-HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent)
+                          "hf-pruned": HFPrunedStudent, "hf-vision": VisionSpec})
+HF_STUDENTS = (HFStudent, HFLayersStudent, HFScratchStudent, HFPrunedStudent)
 
 
 
@@ -347,6 +358,9 @@ class Recipe(Section):
                 f"[data] format = 'text-corpus' is next-token text: set task = 'causal-lm' "
                 f"(not '{task}')")
         if task != "causal-lm":
+            if isinstance(self.student, HFPrunedStudent):
+                raise ValueError("[student] arch = 'hf-pruned' cuts a causal language model; a "
+                                 "classifier is pruned with arch = 'pruned'")
             return
         if "batch_sizes" not in self.evaluate.model_fields_set:
             self.evaluate = self.evaluate.model_copy(update={"batch_sizes": [1, 8]})

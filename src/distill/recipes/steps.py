@@ -60,6 +60,7 @@ class RunState:
     distilled: Any = None  # the student's training result
     reused: bool = False  # the student is stage 0 of an earlier run (``--resume``)
     baseline: nn.Module | None = None
+    pruned_start: nn.Module | None = None  # a causal LM cut to size, before recovery
     histories: dict[str, History] = field(default_factory=dict)
     stages: list[Stage] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)

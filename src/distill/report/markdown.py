@@ -57,6 +57,12 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
         line = [f"- **Retention** (teacher / student perplexity on held-out text, per token): "
                 f"{_pct(metrics.get('retention'))} ({_num(t.get('perplexity'), '{:.2f}')} "
                 f"against {_num(s.get('perplexity'), '{:.2f}')})"]
+        cut = metrics.get("student_before_recovery")
+        if cut:
+            line.append(f"- The student as cut from the teacher, before recovery: perplexity "
+                        f"{_num(cut.get('perplexity'), '{:.2f}')} ({cut.get('blocks')} blocks, "
+                        f"MLP width {cut.get('intermediate_size')}, {cut.get('params'):,} "
+                        "parameters)")
         general = metrics.get("teacher_before_finetune")
         if general:
             line.append(f"- The teacher before fine-tuning on this text: perplexity "

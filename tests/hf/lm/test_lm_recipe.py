@@ -124,3 +124,39 @@ def test_a_fine_tuned_teacher_is_reported_beside_its_general_self(tmp_path, lm_r
     assert metrics["teacher"]["perplexity"] < general  # tuned on this text: it fits it better
     assert "The teacher before fine-tuning on this text" in (tmp_path / "run" /
                                                             "report.md").read_text()
+
+
+@pytest.mark.parametrize(("way", "criterion"), [("depth", "skip"), ("width", "skip")])
+def test_a_student_cut_from_the_teacher_is_recovered_and_reported(tmp_path, make_llama,
+                                                                  lm_tokenizer, lm_recipe,
+                                                                  capsys, way, criterion):
+    make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
+    text = lm_recipe.read_text().replace(
+        'arch = "hf-layers"\nlayers = [0]',
+        f'arch = "hf-pruned"\nsize = 0.75\nway = "{way}"\ncriterion = "{criterion}"\n'
+        "calibration_batches = 2")
+    lm_recipe.write_text(text)
+    out = tmp_path / "run"
+    assert main(["run", str(lm_recipe), "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    cut = metrics["student_before_recovery"]
+    assert cut["params"] == metrics["student"]["params"] == metrics["baseline"]["params"]
+    assert cut["params"] <= 0.75 * metrics["teacher"]["params"]
+    assert (cut["blocks"] < 4) if way == "depth" else (cut["intermediate_size"] < 32)
+    assert metrics["student"]["perplexity"] < cut["perplexity"]  # recovery recovered something
+    assert "before recovery" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", str(out / "student"), "--recipe", str(lm_recipe), "--json",
+                 "--repeats", "2"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["student"]["perplexity"] == pytest.approx(
+        metrics["student"]["perplexity"], rel=1e-5)
+
+
+def test_a_cut_student_is_refused_for_classifiers(tmp_path):
+    from distill.recipes import parse_recipe
+
+    with pytest.raises(Exception, match="arch = 'hf-pruned' cuts a causal language model"):
+        parse_recipe({"data": {"dataset": "rotten-tomatoes"},
+                      "teacher": {"arch": "hf", "model": "x"},
+                      "student": {"arch": "hf-pruned", "size": 0.5}})
