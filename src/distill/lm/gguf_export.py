@@ -37,18 +37,28 @@ def _require_gguf() -> Any:
     return gguf
 
 
-def _check_supported(config: Any) -> None:
+def gguf_problems(config: Any, tokenizer: Any) -> list[str]:
+    """Why ``config`` and ``tokenizer`` cannot be written as GGUF here, in words (none: they
+    can); what ``distill run --check`` asks before a run that exports."""
+    problems = []
     kind = getattr(config, "model_type", None)
     if kind not in FAMILIES:
-        raise ValueError(f"GGUF export supports the llama family ({', '.join(FAMILIES)}; "
-                         f"SmolLM2 and Llama are llama); this model is {kind!r}")
+        problems.append(f"GGUF export supports the llama family ({', '.join(FAMILIES)}; "
+                        f"SmolLM2 and Llama are llama); this model is {kind!r}")
     for flag in ("attention_bias", "mlp_bias"):
         if getattr(config, flag, False):
-            raise ValueError(f"GGUF export: {flag} = true has no place in llama.cpp's llama")
+            problems.append(f"GGUF export: {flag} = true has no place in llama.cpp's llama")
     rope = getattr(config, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default":
-        raise ValueError(f"GGUF export: rope scaling {rope.get('rope_type')!r} is not written; "
-                         "only plain rotary embeddings are")
+        problems.append(f"GGUF export: rope scaling {rope.get('rope_type')!r} is not written; "
+                        "only plain rotary embeddings are")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    state = json.loads(backend.to_str()) if backend is not None else {}
+    model = state.get("model", {}).get("type", type(tokenizer).__name__)
+    if model != "BPE" or "ByteLevel" not in json.dumps(state.get("pre_tokenizer")):
+        problems.append("GGUF export writes byte-level BPE tokenizers (GPT-2 style, as "
+                        f"SmolLM2's); this one is a {model} tokenizer")
+    return problems
 
 
 def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
@@ -68,11 +78,7 @@ def _tensor_type(gguf: Any, data: np.ndarray, kind: GGUFType) -> tuple[np.ndarra
 
 
 def _write_tokenizer(writer: Any, gguf: Any, tokenizer: Any, vocab_size: int, pre: str) -> None:
-    state = json.loads(tokenizer.backend_tokenizer.to_str())
-    model = state.get("model", {})
-    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(state.get("pre_tokenizer")):
-        raise ValueError("GGUF export writes byte-level BPE tokenizers (GPT-2 style, as "
-                         f"SmolLM2's); this one is a {model.get('type')} tokenizer")
+    model = json.loads(tokenizer.backend_tokenizer.to_str()).get("model", {})
     by_id = {i: token for token, i in tokenizer.get_vocab().items()}
     special = set(getattr(tokenizer, "all_special_ids", []))
     tokens, types = [], []
@@ -108,7 +114,9 @@ def export_gguf(model: nn.Module, tokenizer: Any, path: str | Path, *,
     """
     gguf = _require_gguf()
     config = model.config
-    _check_supported(config)
+    problems = gguf_problems(config, tokenizer)
+    if problems:
+        raise ValueError("; ".join(problems))
     if dtype not in ("f32", "f16", "q8_0"):
         raise ValueError(f"dtype must be 'f32', 'f16' or 'q8_0', got {dtype!r}")
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads

@@ -65,7 +65,31 @@ def _check_tokenized(recipe: Recipe) -> list[str]:
         load_data_table(recipe.data, tokenizer)
     except (ValueError, OSError) as err:
         problems.append(f"[data] read by the teacher's tokenizer: {err}")
-    return problems + _student_tokens(recipe, Path(str(model)), tokenizer)
+    problems += _student_tokens(recipe, Path(str(model)), tokenizer)
+    return problems + _export_problems(recipe, Path(str(model)), tokenizer)
+
+
+def _export_problems(recipe: Recipe, teacher: Path, tokenizer: Any) -> list[str]:
+    """``[export] gguf``: the package is there, and the student (the teacher's family, or
+    another model's config) and tokenizer can be written."""
+    if not recipe.export.gguf:
+        return []
+    import importlib.util
+    import json
+    from types import SimpleNamespace
+
+    from distill.lm.gguf_export import gguf_problems
+    from distill.recipes.schema import HFStudent
+
+    if importlib.util.find_spec("gguf") is None:
+        return ["[export] gguf needs the gguf package: pip install 'distill[hf]'"]
+    student = recipe.student
+    folder = Path(str(student.model)) if isinstance(student, HFStudent) else teacher
+    try:
+        config = SimpleNamespace(**json.loads((folder / "config.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return []  # a hub id, or a folder the model checks name
+    return [f"[export] {p}" for p in gguf_problems(config, tokenizer)]
 
 
 def _student_tokens(recipe: Recipe, teacher: Path, tokenizer: Any) -> list[str]:

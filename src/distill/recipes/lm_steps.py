@@ -138,3 +138,24 @@ def _general_teacher(state: RunState) -> dict[str, float] | None:
     general = load_model(spec.model, "causal-lm", trust_remote_code=spec.trust_code).eval()
     found = lm_metrics(general, state.test)
     return {"perplexity": found["perplexity"], "nll": found["nll"]}
+
+
+def lm_export_step(state: RunState) -> None:
+    """``[export] gguf``: the final student as one GGUF file per type, each read back by
+    transformers and compared with the student on a held-out block."""
+    from distill.lm.gguf_export import check_gguf, export_gguf
+
+    spec, student = state.recipe.export, state.final_student
+    ids = state.test.encodings["input_ids"][:1, :64]
+    records = {}
+    for kind in spec.gguf:
+        path = export_gguf(student, state.tokenizer, state.out / f"student-{kind}.gguf",
+                           dtype=kind, name=state.recipe.name,
+                           pre_tokenizer=spec.pre_tokenizer)
+        found = check_gguf(path, student, ids)
+        records[kind] = {"file": path.name, "bytes": path.stat().st_size,
+                         "top1_agreement": found.top1_agreement,
+                         "max_abs_logit_diff": found.max_abs_diff, "logit_std": found.logit_std}
+        log.info("exported %s (%.1f MiB): top-1 agreement with the student %.2f%%", path.name,
+                 path.stat().st_size / 2**20, 100 * found.top1_agreement)
+    state.metrics["gguf"] = records

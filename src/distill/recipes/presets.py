@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.engine import distributed
-from distill.recipes.lm_steps import lm_baseline_step, lm_evaluate_step, lm_student_step
+from distill.recipes.lm_steps import (
+    lm_baseline_step,
+    lm_evaluate_step,
+    lm_export_step,
+    lm_student_step,
+)
 from distill.recipes.preset_steps import (
     born_again_student_step,
     born_again_teacher_step,
@@ -49,6 +54,7 @@ class Preset:
     baseline: Step | None  # None: the preset has no hard-label counterpart
     evaluate: Step
     always_baseline: bool = False  # the baseline comes free: listed whatever [baseline] says
+    export: Step | None = None  # files for other runtimes, when [export] asks for them
 
 
 PRESETS: dict[str, Preset] = {
@@ -59,12 +65,13 @@ PRESETS: dict[str, Preset] = {
                          first_generation_baseline_step, evaluate_step, always_baseline=True),
     "ema": Preset(ema_teacher_step, ema_student_step, baseline_step, evaluate_step),
     "embedding": Preset(teacher_step, embedding_student_step, None, embedding_evaluate_step),
-    "causal-lm": Preset(teacher_step, lm_student_step, lm_baseline_step, lm_evaluate_step),
+    "causal-lm": Preset(teacher_step, lm_student_step, lm_baseline_step, lm_evaluate_step,
+                        export=lm_export_step),
 }
 
 # measured and written by rank 0 alone under torchrun (every rank trains)
 RANK_ZERO_ONLY = frozenset({evaluate_step, pruned_evaluate_step, embedding_evaluate_step,
-                            lm_evaluate_step, write_step})
+                            lm_evaluate_step, lm_export_step, write_step})
 
 
 def preset_of(recipe: Recipe) -> str:
@@ -88,7 +95,8 @@ def steps_for(recipe: Recipe) -> list[Step]:
         steps.append(preset.baseline)
     if recipe.stages:
         steps.append(stages_step)
-    return [*steps, preset.evaluate, write_step]
+    exports = [preset.export] if preset.export is not None and recipe.export.gguf else []
+    return [*steps, preset.evaluate, *exports, write_step]
 
 
 def run_steps(state: RunState) -> dict[str, Any]:

@@ -281,6 +281,15 @@ class EvaluateSpec(Section):
     latency_repeats: Count = 50
 
 
+class ExportSpec(Section):
+    """Files the run writes beside ``student/`` for other runtimes: ``gguf`` (causal LMs of
+    the llama family) in each type listed, read back and compared with the student."""
+
+    gguf: list[Literal["f16", "q8_0", "f32"]] = []
+    pre_tokenizer: Identifier = "default"
+    """llama.cpp's name for the tokenizer's splitting rules (``smollm`` for SmolLM2)."""
+
+
 class Recipe(Section):
     name: RunName | None = None
     task: str | None = None
@@ -295,6 +304,7 @@ class Recipe(Section):
     train: TrainSpec = TrainSpec()
     baseline: BaselineSpec = BaselineSpec(enabled=False)
     evaluate: EvaluateSpec = EvaluateSpec()
+    export: ExportSpec = ExportSpec()
     stages: list[StageSpec] = []
     """A pipeline after the student is distilled: ``[[stages]]`` tables, run in order, each
     checkpointed in the run folder (``distill run --resume`` skips the finished ones)."""
@@ -358,6 +368,9 @@ class Recipe(Section):
                 f"[data] format = 'text-corpus' is next-token text: set task = 'causal-lm' "
                 f"(not '{task}')")
         if task != "causal-lm":
+            if self.export.gguf:
+                raise ValueError("[export] gguf writes causal language models; this recipe's "
+                                 f"task is '{task}'")
             if isinstance(self.student, HFPrunedStudent):
                 raise ValueError("[student] arch = 'hf-pruned' cuts a causal language model; a "
                                  "classifier is pruned with arch = 'pruned'")

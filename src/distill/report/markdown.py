@@ -63,6 +63,11 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
                         f"{_num(cut.get('perplexity'), '{:.2f}')} ({cut.get('blocks')} blocks, "
                         f"MLP width {cut.get('intermediate_size')}, {cut.get('params'):,} "
                         "parameters)")
+        for kind, entry in (metrics.get("gguf") or {}).items():
+            line.append(f"- Shipped for llama.cpp as `{entry['file']}` ({kind}, "
+                        f"{entry['bytes'] / 2**20:.1f} MiB): read back by transformers, its "
+                        f"top-1 next token matches the student's at "
+                        f"{_pct(entry.get('top1_agreement'))} of held-out positions")
         general = metrics.get("teacher_before_finetune")
         if general:
             line.append(f"- The teacher before fine-tuning on this text: perplexity "

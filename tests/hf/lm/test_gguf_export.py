@@ -12,23 +12,6 @@ pytest.importorskip("gguf")
 
 from distill.lm.gguf_export import check_gguf, export_gguf  # noqa: E402
 
-TEXT = ["the quick brown fox jumps over the lazy dog", "to be or not to be, that is the question",
-        "all the world's a stage, and all the men and women merely players"] * 4
-
-
-@pytest.fixture(scope="module")
-def bpe_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.train_from_iterator(TEXT, trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-
 
 def _llama(vocab: int, tied: bool):
     torch.manual_seed(0)
@@ -42,11 +25,11 @@ def _llama(vocab: int, tied: bool):
 @pytest.mark.parametrize(("dtype", "tolerance", "agreement"),
                          [("f32", 1e-4, 1.0), ("f16", 5e-3, 0.95), ("q8_0", 0.1, 0.9)])
 @pytest.mark.parametrize("tied", [True, False])
-def test_logits_come_back_through_transformers(tmp_path, bpe_tokenizer, dtype, tolerance,
-                                               agreement, tied):
+def test_logits_come_back_through_transformers(tmp_path, bpe_tokenizer, bpe_text, dtype,
+                                               tolerance, agreement, tied):
     model = _llama(len(bpe_tokenizer), tied)
     path = export_gguf(model, bpe_tokenizer, tmp_path / f"student-{dtype}.gguf", dtype=dtype)
-    ids = torch.stack([torch.tensor(bpe_tokenizer(t)["input_ids"][:10]) for t in TEXT[:3]])
+    ids = torch.stack([torch.tensor(bpe_tokenizer(t)["input_ids"][:10]) for t in bpe_text[:3]])
     check = check_gguf(path, model, ids)
     assert check.relative <= tolerance, check
     assert check.top1_agreement >= agreement, check

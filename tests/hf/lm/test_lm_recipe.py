@@ -160,3 +160,61 @@ def test_a_cut_student_is_refused_for_classifiers(tmp_path):
         parse_recipe({"data": {"dataset": "rotten-tomatoes"},
                       "teacher": {"arch": "hf", "model": "x"},
                       "student": {"arch": "hf-pruned", "size": 0.5}})
+
+
+def test_export_writes_checked_gguf_files_and_check_refuses_what_it_cannot_write(
+        tmp_path, lm_recipe, capsys):
+    pytest.importorskip("gguf")
+    text = lm_recipe.read_text() + '\n[export]\ngguf = ["f16", "q8_0"]\n'
+    lm_recipe.write_text(text)
+    assert main(["run", str(lm_recipe), "--check"]) == 1  # the test tokenizer is word-level
+    err = capsys.readouterr().err
+    assert "[export] GGUF export writes byte-level BPE tokenizers" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_recipe_ships_its_student_as_gguf(tmp_path, bpe_tokenizer, bpe_text, monkeypatch):
+    pytest.importorskip("gguf")
+    import torch
+    import transformers
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    teacher = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=len(bpe_tokenizer), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
+        max_position_embeddings=64, tie_word_embeddings=True))
+    teacher.save_pretrained(tmp_path / "teacher")
+    bpe_tokenizer.save_pretrained(tmp_path / "teacher")
+    (tmp_path / "corpus.txt").write_text("\n\n".join(bpe_text * 3))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text("""
+name = "mini"
+task = "causal-lm"
+[data]
+format = "text-corpus"
+path = "corpus.txt"
+test_fraction = 0.25
+block_length = 16
+[teacher]
+arch = "hf"
+model = "teacher"
+[student]
+arch = "hf-layers"
+layers = [0]
+[train]
+epochs = 1
+batch_size = 4
+[evaluate]
+latency_repeats = 2
+batch_sizes = [1]
+[export]
+gguf = ["q8_0"]
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(recipe), "--check"]) == 0
+    assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    entry = json.loads((out / "metrics.json").read_text())["gguf"]["q8_0"]
+    assert (out / entry["file"]).is_file() and entry["bytes"] > 0
+    assert entry["top1_agreement"] >= 0.9
+    assert "Shipped for llama.cpp as `student-q8_0.gguf`" in (out / "report.md").read_text()
