@@ -6,8 +6,9 @@ Depth removes whole blocks, ranked by a criterion on calibration text:
   block (:func:`distill.hf.pruning.block_importance`);
 - ``"skip"``: how much the calibration loss rises when that block alone is skipped (its input
   passed on unchanged), measured directly rather than inferred from the hidden states;
-- ``"every-other"``: no measurement, DistilBERT's rule (odd blocks go first), the reference a
-  measured ranking has to beat.
+- ``"every-other"``: no measurement, DistilBERT's rule: the blocks kept are spread evenly
+  from the first to the last (every other one when halving), the reference a measured ranking
+  has to beat.
 
 Width removes the same number of MLP neurons from every block, the least active on calibration
 text first (Minitron's activation importance; :func:`distill.hf.pruning.prune_neurons`), so the
@@ -111,7 +112,7 @@ def block_scores(model: nn.Module, data: Any, criterion: Criterion, *, batches: 
                  batch_size: int = 8) -> list[float]:
     """Each block's importance by ``criterion`` (lower: dropped first)."""
     count = len(block_names(model))
-    if criterion == "every-other":
+    if criterion == "every-other":  # halving: the even blocks stay (see _evenly_spaced)
         return [float(i % 2 == 0) for i in range(count)]
     if criterion == "cosine":
         return block_importance(model, data, batches=batches, batch_size=batch_size)
@@ -145,7 +146,10 @@ def prune_depth(model: nn.Module, size: float, data: Any = None, *,
     count = blocks_to_drop(model, target_parameters(model, size))
     if count == 0:
         return copy.deepcopy(model)
-    if data is None and criterion != "every-other":
+    if criterion == "every-other":
+        kept = _evenly_spaced(len(block_names(model)), count, set(protect))
+        return keep_layers(model, kept)
+    if data is None:
         raise ValueError(f"criterion {criterion!r} measures blocks on calibration text: pass "
                          "data (next-token blocks, e.g. distill.lm.causal_blocks)")
     scores = block_scores(model, data, criterion, batches=batches, batch_size=batch_size)
@@ -155,6 +159,21 @@ def prune_depth(model: nn.Module, size: float, data: Any = None, *,
         raise ValueError(f"{count} blocks must go, but only {len(order)} are not protected")
     dropped = {i for _, i in order[:count]}
     return keep_layers(model, [i for i in range(len(scores)) if i not in dropped])
+
+
+def _evenly_spaced(blocks: int, drop: int, protect: set[int]) -> list[int]:
+    """``blocks - drop`` block indices spread evenly from the first block to the last (the
+    protected ones swapped in for their nearest neighbours)."""
+    keep = blocks - drop
+    chosen = sorted({round(i * (blocks - 1) / max(keep - 1, 1)) for i in range(keep)})
+    for block in sorted(protect - set(chosen)):
+        nearest = min((c for c in chosen if c not in protect), key=lambda c: abs(c - block),
+                      default=None)
+        if nearest is None:
+            raise ValueError(f"{drop} blocks must go, but only {blocks - len(protect)} are not "
+                             "protected")
+        chosen[chosen.index(nearest)] = block
+    return sorted(chosen)
 
 
 def prune_width(model: nn.Module, size: float, data: Any, *, batches: int = 4,

@@ -76,14 +76,19 @@ def test_skip_scores_are_the_loss_change_and_the_lowest_goes(text):
                                    model.model.layers[old].mlp.up_proj.weight)
 
 
-def test_every_other_needs_no_data_and_drops_odd_blocks_first():
+def test_every_other_needs_no_data_and_spreads_the_kept_blocks():
     model = _llama()
     pruned = prune_depth(model, 0.75, criterion="every-other")
     assert parameter_count(pruned) <= 0.75 * parameter_count(model)
-    kept = pruned.config.num_hidden_layers
-    assert kept < 6
-    torch.testing.assert_close(pruned.model.layers[1].mlp.up_proj.weight,
-                               model.model.layers[2].mlp.up_proj.weight)
+    assert pruned.config.num_hidden_layers == 4  # of 6, spread: blocks 0, 2, 3 and 5
+    for new, old in enumerate([0, 2, 3, 5]):
+        torch.testing.assert_close(pruned.model.layers[new].mlp.up_proj.weight,
+                                   model.model.layers[old].mlp.up_proj.weight)
+    from distill.lm.prune import _evenly_spaced
+
+    assert _evenly_spaced(30, 19, set()) == [0, 3, 6, 9, 12, 14, 17, 20, 23, 26, 29]
+    assert _evenly_spaced(6, 3, set()) == [0, 2, 5]
+    assert _evenly_spaced(8, 4, {1}) == [1, 2, 5, 7]  # the protected block replaces block 0
 
 
 def test_width_meets_the_budget_and_keeps_grouped_heads(text):
