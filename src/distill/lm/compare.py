@@ -7,7 +7,7 @@ over the student's (1.0: as good as the teacher; it is the ratio of per-token li
 exp of minus the gap in cross-entropy), and a few greedy continuations of each model for the
 same prompts, so a reader sees what the numbers mean. Generation speed (batch 1, KV cache,
 greedy; :mod:`distill.lm.speed`) is measured for prompts of 64 and 256 tokens where the models
-have the positions, at 1 and 2 threads: ``generation_speed`` holds it all, each model's
+have the positions, at the latency's thread count: ``generation_speed`` holds it all, each model's
 ``decode_tokens_per_s`` and the top-level ``generation_speedup`` are its first setting's.
 """
 
@@ -74,7 +74,7 @@ def _add_generation_speed(result: dict[str, Any], models: dict[str, nn.Module], 
         return
     ids = test.encodings["input_ids"] if hasattr(test, "encodings") else test.inputs
     speeds = generation_speed(models, ids[:8], prompt_lengths=lengths,
-                              threads=(1, 2) if threads == 1 else (threads,),
+                              threads=(threads,),
                               new_tokens=new_tokens)
     result["generation_speed"] = speeds
     first = next(iter(speeds["teacher"]))

@@ -33,7 +33,7 @@ def test_generation_speed_is_measured_and_reported_where_positions_allow(
         model.config.max_position_embeddings = 96  # rotary: no table to resize
     test = causal_blocks(documents[:10], lm_tokenizer, 16, name="held-out")
     result = compare_lm(teacher, student, test, latency_repeats=2, samples=0)
-    assert set(result["generation_speed"]["student"]) == {"p64_t1", "p64_t2"}  # 256 is too long
+    assert set(result["generation_speed"]["student"]) == {"p64_t1"}  # 256 is too long
     assert result["generation_speedup"] == pytest.approx(
         result["student"]["decode_tokens_per_s"] / result["teacher"]["decode_tokens_per_s"])
     assert "## Generation speed" in render_report(result, "", {})
