@@ -176,23 +176,32 @@ def _evenly_spaced(blocks: int, drop: int, protect: set[int]) -> list[int]:
     return sorted(chosen)
 
 
-def prune_width(model: nn.Module, size: float, data: Any, *, batches: int = 4,
-                batch_size: int = 8) -> nn.Module:
-    """A copy of ``model`` whose every block keeps the MLP neurons most active on ``data``,
-    as many as fit ``size`` (:func:`target_parameters`)."""
+def prune_width(model: nn.Module, size: float, data: Any, *, head_groups: float = 0.0,
+                batches: int = 4, batch_size: int = 8) -> nn.Module:
+    """A copy of ``model`` cut to ``size`` (:func:`target_parameters`) in width: first
+    ``head_groups`` of every block's key/value head groups (with their query heads; ranked by
+    first-order loss change on ``data``), then the MLP neurons least active on ``data``, as many
+    as the budget still needs."""
     _check_family(model)
     target = target_parameters(model, size)
-    config = model.config
-    width, blocks = config.intermediate_size, len(_blocks(model))
+    if not 0.0 <= head_groups < 1.0:
+        raise ValueError(f"head_groups must be a share in [0, 1), got {head_groups}")
+    pruned = copy.deepcopy(model)
+    if head_groups:
+        from distill.hf.pruning import prune_heads
+
+        prune_heads(pruned, head_groups, importance="taylor", data=data,
+                    calibration_batches=batches, batch_size=batch_size)
+    config = pruned.config
+    width, blocks = config.intermediate_size, len(_blocks(pruned))
     per_neuron = 3 * config.hidden_size * blocks  # a row of gate and up, a column of down
-    total = parameter_count(model)
+    total = parameter_count(pruned)
     keep = width - max(0, math.ceil((total - target) / per_neuron))
     if keep < 1:
         smallest = total - (width - 1) * per_neuron
-        raise ValueError(f"width pruning of the MLP cannot reach {target:,} parameters: with "
-                         f"one neuron per block the model still has {smallest:,}; ask for at "
-                         "least that, or prune depth too")
-    pruned = copy.deepcopy(model)
+        raise ValueError(f"width pruning cannot reach {target:,} parameters: with one MLP "
+                         f"neuron per block the model still has {smallest:,}; ask for at least "
+                         "that, or prune depth too")
     if keep == width:
         return pruned
     pruned = prune_neurons(pruned, (width - keep) / width, importance="activation", data=data,

@@ -70,7 +70,7 @@ def fresh_student(state: RunState) -> nn.Module:
         options = dict(batches=spec.calibration_batches, batch_size=recipe.train.batch_size)
         cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion, **options)
                if spec.way == "depth" else prune_width(teacher, spec.size, state.train,
-                                                       **options))
+                                                       head_groups=spec.head_groups, **options))
         found = lm_metrics(cut, state.test)
         state.metrics["student_before_recovery"] = {
             "perplexity": found["perplexity"], "params": parameter_count(cut),

@@ -163,6 +163,7 @@ class HFPrunedStudent(Section):
     size: Annotated[float, Field(gt=0.0)]
     way: Literal["depth", "width"] = "depth"
     criterion: Literal["cosine", "skip", "every-other"] = "skip"
+    head_groups: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # width: share of KV groups
     calibration_batches: Count = 4
 
 

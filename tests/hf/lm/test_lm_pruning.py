@@ -147,3 +147,17 @@ def test_compare_pruning_reports_each_way_before_recovery(text):
     assert [r["way"] for r in rows] == ["every-other", "cosine", "skip", "width"]
     assert all(r["perplexity"] > 1 and r["params"] <= 0.7 * parameter_count(_llama())
                for r in rows)
+
+
+def test_width_can_take_head_groups_first(text):
+    model = _llama()
+    pruned = prune_width(model, 0.8, text, head_groups=0.5, batches=2)
+    assert pruned.config.num_key_value_heads == 1 and pruned.config.num_attention_heads == 2
+    assert parameter_count(pruned) <= 0.8 * parameter_count(model)
+    assert pruned.config.intermediate_size > prune_width(model, 0.8, text, batches=2
+                                                         ).config.intermediate_size
+    ids = text.encodings["input_ids"][:2]
+    assert pruned(input_ids=ids).logits.shape == model(input_ids=ids).logits.shape
+    assert all(p.grad is None for p in pruned.parameters())  # no calibration gradients left
+    with pytest.raises(ValueError, match="head_groups must be a share"):
+        prune_width(model, 0.8, text, head_groups=1.0)
