@@ -166,6 +166,12 @@ class HFPrunedStudent(Section):
     head_groups: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # width: share of KV groups
     calibration_batches: Count = 4
 
+    @model_validator(mode="after")
+    def _heads_are_width(self) -> HFPrunedStudent:
+        if self.head_groups and self.way != "width":
+            raise ValueError("head_groups cuts attention heads: it goes with way = 'width'")
+        return self
+
 
 class HFStudent(Trust):
     """A pretrained Hugging Face model of its own (it must predict the teacher's classes)."""

@@ -218,3 +218,11 @@ gguf = ["q8_0"]
     assert (out / entry["file"]).is_file() and entry["bytes"] > 0
     assert entry["top1_agreement"] >= 0.9
     assert "Shipped for llama.cpp as `student-q8_0.gguf`" in (out / "report.md").read_text()
+
+
+def test_head_groups_go_with_width_only():
+    from distill.recipes.schema import HFPrunedStudent
+
+    with pytest.raises(ValueError, match="head_groups cuts attention heads"):
+        HFPrunedStudent(arch="hf-pruned", size=0.5, head_groups=0.5)
+    assert HFPrunedStudent(arch="hf-pruned", size=0.5, way="width", head_groups=0.5)
