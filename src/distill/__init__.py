@@ -27,6 +27,7 @@ from distill.teachers import (
     EMATeacher,
     Ensemble,
     EnsembleTeacher,
+    SampledTargets,
     TopKTargets,
     cache_teacher,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "HiddenStateLoss",
     "KDLoss",
     "NonFiniteLossError",
+    "SampledTargets",
     "TokenKDLoss",
     "TopKTargets",
     "TrainConfig",

@@ -30,13 +30,17 @@ from distill.lm.heads import HiddenStates, logits_at, read_outputs
 from distill.losses.base import DistillationLoss
 from distill.losses.divergences import Divergence, check_beta, divergence, divergence_name
 from distill.losses.topk import fold_onto_buckets
+from distill.teachers.sampled import SampledTargets
 from distill.teachers.targets import TopKTargets
 
 Outputs = Tensor | HiddenStates
+Sparse = TopKTargets | SampledTargets
 
 
-def _positions(value: Outputs | TopKTargets, sl: slice, grad: bool) -> Tensor | TopKTargets:
-    """The logits (or top-k targets) of positions ``sl``: made from hidden states if needed."""
+def _positions(value: Outputs | Sparse, sl: slice, grad: bool) -> Tensor | Sparse:
+    """The logits (or sparse targets) of positions ``sl``: made from hidden states if needed."""
+    if isinstance(value, SampledTargets):
+        return value.positions(sl)
     if isinstance(value, TopKTargets):
         return TopKTargets(value.indices[:, sl], value.logits[:, sl], value.rest[:, sl],
                            value.vocab_size)
@@ -142,6 +146,11 @@ class TokenKDLoss(DistillationLoss):
             t = self.temperature
             log_q = F.log_softmax(s_logits / t, dim=-1).reshape(-1, s_logits.shape[-1])
             target = _positions(teacher, sl, grad=False)
+            if isinstance(target, SampledTargets):
+                self._check_sampled(target)
+                per_position = target.detach().forward_kl(log_q)[flat_keep]
+                return total + self.alpha * t * t * per_position.sum() + self._ce(
+                    s_logits, labels, flat_keep)
             if isinstance(target, TopKTargets):
                 target = target.detach()
                 log_p = target.bucket_log_probs(t).reshape(-1, target.k + 1)
@@ -151,11 +160,24 @@ class TokenKDLoss(DistillationLoss):
             per_position = divergence(log_p[flat_keep], log_q[flat_keep], self.divergence,
                                       self.beta)
             total = total + self.alpha * t * t * per_position.sum()
-        if self.alpha < 1 and labels is not None:
-            ce = F.cross_entropy(s_logits.reshape(-1, s_logits.shape[-1])[flat_keep],
-                                 labels.reshape(-1)[flat_keep].long(), reduction="sum")
-            total = total + (1.0 - self.alpha) * ce
-        return total
+        return total + self._ce(s_logits, labels, flat_keep)
+
+    def _ce(self, s_logits: Tensor, labels: Tensor | None, flat_keep: Tensor) -> Tensor:
+        """``(1 − alpha)`` × the summed cross-entropy on the next tokens of kept positions."""
+        if self.alpha >= 1 or labels is None:
+            return s_logits.new_zeros(())
+        ce = F.cross_entropy(s_logits.reshape(-1, s_logits.shape[-1])[flat_keep],
+                             labels.reshape(-1)[flat_keep].long(), reduction="sum")
+        return (1.0 - self.alpha) * ce
+
+    def _check_sampled(self, target: SampledTargets) -> None:
+        if self.divergence != "forward_kl":
+            raise ValueError(f"sampled teacher targets estimate the forward KL only; this loss "
+                             f"uses {self.divergence!r} (use divergence='forward', or top-k or "
+                             "dense targets)")
+        if abs(target.temperature - self.temperature) > 1e-6:
+            raise ValueError(f"the targets were sampled at temperature {target.temperature}; "
+                             f"the loss uses {self.temperature}: they must be the same")
 
     def extra_repr(self) -> str:
         beta = f", beta={self.beta}" if self.divergence == "jsd" else ""

@@ -7,6 +7,7 @@ from distill.teachers.ema import EMATeacher
 from distill.teachers.ensemble import Ensemble, EnsembleTeacher
 from distill.teachers.online import OnlineTeacher, as_teacher_signal
 from distill.teachers.precomputed import PrecomputedTeacher
+from distill.teachers.sampled import SampledTargets
 from distill.teachers.store import CacheError, StaleCacheError
 from distill.teachers.targets import TopKTargets
 
@@ -18,6 +19,7 @@ __all__ = [
     "EnsembleTeacher",
     "OnlineTeacher",
     "PrecomputedTeacher",
+    "SampledTargets",
     "StaleCacheError",
     "TeacherSignal",
     "TopKTargets",
