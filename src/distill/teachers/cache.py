@@ -49,6 +49,9 @@ def cache_teacher(
     path: str | Path,
     *,
     top_k: int | None = None,
+    samples: int | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
     dtype: Literal["float16", "float32"] = "float16",
     batch_size: int = 256,
     shard_rows: int | None = None,
@@ -60,7 +63,11 @@ def cache_teacher(
     """Store ``teacher``'s outputs on every sample of ``data`` at ``path``; return the cache.
 
     ``top_k=None`` keeps dense logits; ``top_k=k`` keeps the k largest logits, their indices and
-    the probability mass left over (a few bytes per row instead of the whole vocabulary).
+    the probability mass left over (a few bytes per row instead of the whole vocabulary);
+    ``samples=n`` keeps n tokens drawn from the teacher at ``temperature`` and its entropy
+    (:class:`~distill.teachers.sampled.SampledTargets`: an unbiased estimate of the forward KL),
+    each row's draws seeded by ``seed`` and the row's index, so a resumed build draws what an
+    uninterrupted one would.
     An existing complete cache with the same fingerprint is reused as it is; an interrupted
     one is resumed; one built from another teacher, other data or other settings is refused
     (``overwrite=True`` rebuilds it). ``teacher`` is an ``nn.Module`` or a teacher signal
@@ -70,10 +77,20 @@ def cache_teacher(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+    if samples is not None and (samples < 1 or top_k is not None):
+        raise ValueError(f"samples must be a positive integer, and not given with top_k; got "
+                         f"samples={samples}, top_k={top_k}")
+    if samples is not None and not (temperature > 0 and 0 <= seed < 1 << 63):
+        raise ValueError(f"temperature must be > 0 and seed in [0, 2**63), got {temperature}, "
+                         f"{seed}")
     if shard_rows is not None and shard_rows < 1:
         raise ValueError(f"shard_rows must be positive, got {shard_rows}")
     folder = Path(path)
-    settings = {"kind": "topk" if top_k else "dense", "top_k": top_k, "dtype": dtype}
+    settings: dict[str, Any] = {"kind": "topk" if top_k else "dense", "top_k": top_k,
+                                "dtype": dtype}
+    if samples is not None:
+        settings.update(kind="sampled", samples=samples, temperature=float(temperature),
+                        seed=seed)
     fingerprint = {
         "teacher": teacher_fingerprint(teacher),
         "data": data_fingerprint(data),
@@ -211,6 +228,7 @@ class _Writer:
         self.teacher, self.data, self.folder, self.manifest = teacher, data, folder, manifest
         self.batch_size, self.device, self.progress = batch_size, torch.device(device), progress
         settings = manifest["fingerprint"]["settings"]
+        self.settings = settings
         self.top_k, self.dtype = settings["top_k"], DTYPES[settings["dtype"]]
         self.buffer: dict[str, list[np.ndarray]] = {}
         self.buffered = 0
@@ -242,7 +260,7 @@ class _Writer:
                         out = forward(module, inputs)
                     else:
                         out = self.teacher.logits(inputs, batch.indices + start)
-                    self._add(self._arrays(out))
+                    self._add(self._arrays(out, self.done + self.buffered))
                     bar.update(len(batch))
             self._flush(final=True)
         finally:
@@ -265,7 +283,7 @@ class _Writer:
         start, rows = self.done, len(self.data)
         if self.manifest["shard_rows"] is None:  # the same size on every rank: from row 0
             first = next(iter(Batches(_rest_of(self.data, 0, 1), 1, shuffle=False)))
-            row = self._arrays(self._outputs(module, first, 0))
+            row = self._arrays(self._outputs(module, first, 0), 0)
             row_bytes = sum(a[0].nbytes for a in row.values())
             self.manifest["shard_rows"] = max(1, SHARD_BYTES // max(row_bytes, 1))
         size, first_index = self.manifest["shard_rows"], len(self.manifest["shards"])
@@ -277,7 +295,8 @@ class _Writer:
             with torch.no_grad():
                 for batch in Batches(_rest_of(self.data, lo, hi), self.batch_size,
                                      shuffle=False):
-                    for field, array in self._arrays(self._outputs(module, batch, lo)).items():
+                    out = self._outputs(module, batch, lo)
+                    for field, array in self._arrays(out, lo + int(batch.indices[0])).items():
                         parts.setdefault(field, []).append(array)
             arrays = {k: np.concatenate(v) for k, v in parts.items()}
             written.append(write_shard(self.folder, first_index + j, lo, arrays).to_json())
@@ -299,7 +318,7 @@ class _Writer:
             return forward(module, inputs)
         return self.teacher.logits(inputs, batch.indices + offset)
 
-    def _arrays(self, out: Tensor | TopKTargets) -> dict[str, np.ndarray]:
+    def _arrays(self, out: Tensor | TopKTargets, first_row: int) -> dict[str, np.ndarray]:
         if isinstance(out, TopKTargets):
             raise TypeError("caching a teacher that already gives top-k targets is not supported")
         out = out.detach().float().cpu()
@@ -322,6 +341,8 @@ class _Writer:
                 f"teacher outputs changed shape from (…, {m['row_shape']}, {m['vocab_size']}) "
                 f"to {tuple(out.shape)}: every sample must give the same output shape"
             )
+        if self.settings["kind"] == "sampled":
+            return self._sampled(out, first_row)
         if self.top_k is None:
             arrays = {"logits": out}
         else:
@@ -339,6 +360,22 @@ class _Writer:
             index_type = np.uint16 if m["vocab_size"] <= 1 << 16 else np.int32
             result["indices"] = result["indices"].astype(index_type)
         return result
+
+    def _sampled(self, out: Tensor, first_row: int) -> dict[str, np.ndarray]:
+        """Each row's draws from a generator seeded by the cache's seed and the row's index."""
+        from distill.teachers.sampled import SampledTargets
+
+        n, temperature = self.settings["samples"], self.settings["temperature"]
+        indices, entropy = [], []
+        for r in range(len(out)):
+            g = torch.Generator().manual_seed((self.settings["seed"] * 1_000_003 + first_row + r)
+                                              % (1 << 63))
+            drawn = SampledTargets.from_logits(out[r:r + 1], n, temperature, generator=g)
+            indices.append(drawn.indices.numpy())
+            entropy.append(drawn.entropy.numpy())
+        index_type = np.uint16 if self.manifest["vocab_size"] <= 1 << 16 else np.int32
+        return {"indices": np.concatenate(indices).astype(index_type),
+                "entropy": np.concatenate(entropy).astype(self.dtype)}
 
     def _add(self, arrays: dict[str, np.ndarray]) -> None:
         m = self.manifest

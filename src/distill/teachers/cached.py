@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from distill.batches import Inputs
 from distill.teachers.base import device_of, require_indices
 from distill.teachers.fingerprint import data_fingerprint, describe_changes, teacher_fingerprint
+from distill.teachers.sampled import SampledTargets
 from distill.teachers.store import (
     CacheError,
     StaleCacheError,
@@ -128,11 +129,17 @@ class CachedTeacher:
                              "the cache is damaged, rebuild it")
         return rows
 
-    def logits(self, inputs: Inputs, indices: Tensor | None = None) -> Tensor | TopKTargets:
+    def logits(self, inputs: Inputs, indices: Tensor | None = None
+               ) -> Tensor | TopKTargets | SampledTargets:
         rows = self._gather(require_indices(indices, "cached").numpy().astype(np.int64))
         device = device_of(inputs)
         if self.kind == "dense":
             return torch.from_numpy(rows["logits"]).float().to(device)
+        if self.kind == "sampled":
+            settings = self.manifest["fingerprint"]["settings"]
+            return SampledTargets(torch.from_numpy(rows["indices"].astype(np.int64)),
+                                  torch.from_numpy(rows["entropy"]).float(),
+                                  float(settings["temperature"]), self.vocab_size).to(device)
         return TopKTargets(
             torch.from_numpy(rows["indices"].astype(np.int64)),
             torch.from_numpy(rows["logits"]).float(),
@@ -152,5 +159,6 @@ class CachedTeacher:
 
     def __repr__(self) -> str:
         settings = self.manifest["fingerprint"]["settings"]
-        k = f", top_k={settings['top_k']}" if self.kind == "topk" else ""
+        k = (f", top_k={settings['top_k']}" if self.kind == "topk" else
+             f", samples={settings['samples']}" if self.kind == "sampled" else "")
         return f"CachedTeacher({str(self.path)!r}, rows={self.rows}{k})"

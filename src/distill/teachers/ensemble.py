@@ -108,6 +108,9 @@ class EnsembleTeacher:
             out = member.logits(inputs, indices)
             if isinstance(out, TopKTargets):
                 out = out.dense_logits()
+            elif not isinstance(out, Tensor):
+                raise ValueError(f"ensemble member {i} gives {type(out).__name__}: sampled "
+                                 "teacher targets cannot be averaged with other teachers")
             _check_shape(i, out, outputs)
             outputs.append(out.float())
         return outputs

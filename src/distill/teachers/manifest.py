@@ -38,6 +38,7 @@ FORMAT = "distill.teacher-cache/1"
 MANIFEST = "manifest.json"
 DENSE_FIELDS = ("logits",)
 TOPK_FIELDS = ("indices", "logits", "rest")
+SAMPLED_FIELDS = ("indices", "entropy")
 CACHE_DTYPES = ("float16", "float32")
 
 MAX_ROWS = 1 << 40  # a trillion rows: beyond any dataset, far inside int64 offsets
@@ -90,9 +91,13 @@ class DataPrint(_Strict):
 
 
 class Settings(_Strict):
-    kind: Literal["dense", "topk"]
+    kind: Literal["dense", "topk", "sampled"]
     top_k: Annotated[int, Field(ge=1, le=MAX_VOCAB)] | None
     dtype: Literal["float16", "float32"]
+    # sampled targets only (absent from dense and top-k caches, as before they existed)
+    samples: Annotated[int, Field(ge=1, le=1 << 16)] | None = None
+    temperature: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
+    seed: Annotated[int, Field(ge=0, le=(1 << 63) - 1)] | None = None
 
 
 class Fingerprint(_Strict):
@@ -181,16 +186,21 @@ def _report(path: Path, problems: list[str]) -> str:
 
 
 def fields_of(kind: str) -> tuple[str, ...]:
-    return DENSE_FIELDS if kind == "dense" else TOPK_FIELDS
+    return {"dense": DENSE_FIELDS, "topk": TOPK_FIELDS, "sampled": SAMPLED_FIELDS}[kind]
 
 
 def _layout_problems(m: Manifest) -> list[str]:
     """What the schema cannot say: the shards tile the rows in order, in fixed ranges."""
     problems = []
     settings, rows = m.fingerprint.settings, m.fingerprint.data.rows
-    if (settings.kind == "dense") != (settings.top_k is None):
+    if (settings.kind == "topk") != (settings.top_k is not None):
         problems.append(f"fingerprint.settings.top_k: {settings.top_k} does not fit the kind "
                         f"{settings.kind!r}")
+    sampling = (settings.samples, settings.temperature, settings.seed)
+    if (settings.kind == "sampled") != all(v is not None for v in sampling) or (
+            settings.kind != "sampled" and any(v is not None for v in sampling)):
+        problems.append(f"fingerprint.settings: samples, temperature and seed go with the kind "
+                        f"'sampled' (all three), not with {settings.kind!r}")
     if m.shards:
         for key in ("shard_rows", "vocab_size", "row_shape"):
             if getattr(m, key) is None:
@@ -250,8 +260,12 @@ def layouts(manifest: dict[str, Any]) -> dict[str, FieldLayout]:
     values = (np.dtype(settings["dtype"]),)
     if settings["kind"] == "dense":
         return {"logits": FieldLayout(values, (*row, vocab))}
-    k = min(settings["top_k"], vocab)
     index_types = (np.dtype(np.uint16),) if vocab <= 1 << 16 else ()
+    if settings["kind"] == "sampled":
+        return {"indices": FieldLayout((*index_types, np.dtype(np.int32)),
+                                       (*row, settings["samples"])),
+                "entropy": FieldLayout(values, row)}
+    k = min(settings["top_k"], vocab)
     return {
         "indices": FieldLayout((*index_types, np.dtype(np.int32)), (*row, k)),
         "logits": FieldLayout(values, (*row, k)),

@@ -1,0 +1,141 @@
+"""Sampled teacher targets in the cache: stored and read back as the teacher's draws, the same
+draws whatever the batching (a resumed build continues where it stopped), refused when built
+differently or damaged, and trained on end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from distill.teachers import CachedTeacher, CacheError, SampledTargets, cache_teacher
+from distill.teachers.manifest import seal, shard_file
+from distill.teachers.store import StaleCacheError
+
+ROWS = 30
+
+
+@pytest.fixture
+def teacher_and_data():
+    torch.manual_seed(0)
+    return nn.Linear(6, 5), TensorDataset(torch.randn(ROWS, 6))
+
+
+def _build(teacher, data, folder, batch_size=8, **settings):
+    options = {"samples": 6, "temperature": 2.0, "seed": 3, **settings}
+    return cache_teacher(teacher, data, folder, shard_rows=7, batch_size=batch_size,
+                         progress=False, **options)
+
+
+def test_draws_and_entropy_are_stored_and_read_back(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    cache = _build(teacher, data, tmp_path / "c")
+    rows = cache.logits(torch.zeros(1), torch.arange(ROWS))
+    assert isinstance(rows, SampledTargets)
+    assert rows.indices.shape == (ROWS, 6) and rows.temperature == 2.0 and rows.vocab_size == 5
+    with torch.no_grad():
+        log_p = torch.log_softmax(teacher(data.tensors[0]) / 2.0, dim=-1)
+    torch.testing.assert_close(rows.entropy, -(log_p.exp() * log_p).sum(-1), rtol=2e-3,
+                               atol=2e-3)  # float16 on disk
+    assert cache.stored_bytes() // ROWS == 6 * 2 + 2  # uint16 ids and a float16 entropy
+    assert "samples=6" in repr(cache)
+
+
+def test_each_row_draws_the_same_whatever_the_batching(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    a = _build(teacher, data, tmp_path / "a", batch_size=8)
+    b = _build(teacher, data, tmp_path / "b", batch_size=3)  # as a resumed build cuts them
+    everything = torch.arange(ROWS)
+    assert torch.equal(a.logits(torch.zeros(1), everything).indices,
+                       b.logits(torch.zeros(1), everything).indices)
+    other = _build(teacher, data, tmp_path / "c", seed=4)
+    assert not torch.equal(a.logits(torch.zeros(1), everything).indices,
+                           other.logits(torch.zeros(1), everything).indices)
+
+
+def test_other_sampling_settings_make_a_stale_cache(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    _build(teacher, data, tmp_path / "c")
+    with pytest.raises(StaleCacheError, match="built differently"):
+        _build(teacher, data, tmp_path / "c", seed=9)
+    with pytest.raises(ValueError, match="not given with top_k"):
+        cache_teacher(teacher, data, tmp_path / "d", samples=4, top_k=2)
+
+
+def _edit_shard(folder, field, change):
+    """Rewrite shard 0's ``field`` and reseal the manifest, so only the values can tell."""
+    path = folder / shard_file(0, field)
+    array = np.load(path)
+    change(array)
+    np.save(path, array)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    meta = manifest["shards"][0]["files"][field]
+    import hashlib
+
+    raw = path.read_bytes()
+    meta.update(bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    (folder / "manifest.json").write_text(json.dumps(seal(manifest)))
+
+
+@pytest.mark.parametrize(("field", "change", "message"), [
+    ("indices", lambda a: a.__setitem__((0, 0), 7), "an index outside the vocabulary"),
+    ("entropy", lambda a: a.__setitem__(0, np.nan), "NaN or Inf"),
+])
+def test_damaged_draws_are_refused_when_read(tmp_path, teacher_and_data, field, change,
+                                             message):
+    teacher, data = teacher_and_data
+    _build(teacher, data, tmp_path / "c")
+    _edit_shard(tmp_path / "c", field, change)
+    cache = CachedTeacher(tmp_path / "c")
+    with pytest.raises(CacheError, match=message):
+        cache.logits(torch.zeros(1), torch.arange(3))
+
+
+def test_a_manifest_mixing_kinds_is_refused(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    _build(teacher, data, tmp_path / "c")
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["fingerprint"]["settings"]["top_k"] = 2
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(seal(manifest)))
+    with pytest.raises(CacheError, match="top_k: 2 does not fit the kind 'sampled'"):
+        CachedTeacher(tmp_path / "c")
+    manifest["fingerprint"]["settings"].update(kind="dense", top_k=None)
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(seal(manifest)))
+    with pytest.raises(CacheError, match="go with the kind 'sampled'"):
+        CachedTeacher(tmp_path / "c")
+
+
+def test_a_student_distils_from_cached_draws(tmp_path, make_llama_here):
+    import distill
+    from distill.data import DatasetInfo
+    from distill.hf import TokenizedText
+    from distill.lm import lm_metrics
+
+    teacher, student = make_llama_here(4, 0), make_llama_here(1, 1)
+    with torch.no_grad():  # a peaked teacher: something for the student to learn
+        teacher.lm_head.weight.mul_(40)
+    ids = torch.randint(3, 32, (24, 13), generator=torch.Generator().manual_seed(0))
+    text = TokenizedText({"input_ids": ids[:, :-1]}, ids[:, 1:], DatasetInfo("t", (12,), 32))
+    cache = cache_teacher(teacher, text, tmp_path / "c", samples=12, temperature=1.0,
+                          progress=False)
+    before = lm_metrics(student, text, teacher=teacher)["kl_to_teacher"]
+    distill.distill(cache, student, text, epochs=4, batch_size=8, lr=1e-2, progress=False,
+                    loss=distill.TokenKDLoss("forward", alpha=1.0), task="causal-lm")
+    after = lm_metrics(student, text, teacher=teacher)["kl_to_teacher"]
+    assert after < before
+
+
+@pytest.fixture
+def make_llama_here():
+    transformers = pytest.importorskip("transformers")
+
+    def make(layers, seed):
+        torch.manual_seed(seed)
+        return transformers.LlamaForCausalLM(transformers.LlamaConfig(
+            vocab_size=32, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+            num_key_value_heads=1, intermediate_size=32, max_position_embeddings=32)).eval()
+    return make
