@@ -17,6 +17,7 @@ from distill.engine.config import TrainSettings
 from distill.recipes.data_specs import DataSpec, reads_text
 from distill.recipes.loss_specs import LossSpec
 from distill.recipes.model_specs import ModuleSpec, VisionSpec
+from distill.recipes.output_specs import EvaluateSpec, ExportSpec
 from distill.recipes.stage_specs import StageSpec
 from distill.recipes.values import (
     MAX_COUNT,
@@ -29,7 +30,6 @@ from distill.recipes.values import (
     NonNegativeCount,
     RunName,
     Section,
-    Threads,
 )
 
 
@@ -81,6 +81,9 @@ class TeacherOutputs(Section):
     (checksummed, resumable, reused by later runs), dense or ``top_k``."""
     top_k: Count | None = None
     """With ``outputs = "cached"``: keep the k largest logits and the leftover mass."""
+    samples: Count | None = None
+    """With ``outputs = "cached"``: keep n tokens drawn from the teacher at the loss's
+    temperature (sampled targets: an unbiased forward KL; not with ``top_k``)."""
     cache_dtype: Literal["float16", "float32"] = "float16"
     cache_path: FilePath | None = None
     """Where the cached outputs live (default: inside distill's cache folder)."""
@@ -88,12 +91,15 @@ class TeacherOutputs(Section):
     @model_validator(mode="after")
     def _cache_options(self) -> TeacherOutputs:
         if self.outputs != "cached":
-            given = [k for k in ("top_k", "cache_path") if getattr(self, k) is not None]
+            given = [k for k in ("top_k", "samples", "cache_path")
+                     if getattr(self, k) is not None]
             if given:
                 raise ValueError(
                     f"{', '.join(given)} only apply with outputs = 'cached' "
                     f"(outputs is '{self.outputs}')"
                 )
+        if self.top_k is not None and self.samples is not None:
+            raise ValueError("give top_k (the largest logits) or samples (draws), not both")
         return self
 
 
@@ -278,25 +284,6 @@ class SelfDistillSpec(Section):
     decay: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.99
 
 
-class EvaluateSpec(Section):
-    """Latency settings. ``batch_sizes`` defaults to [1, 64], or [1, 8] for ``causal-lm``
-    (64 blocks of a long text is a throughput test, not an answer's latency);
-    ``latency_repeats`` is at most: a slow model stops after about 5 s of timed runs."""
-
-    threads: Threads = 1
-    batch_sizes: list[Count] = Field(default=[1, 64], min_length=1)
-    latency_repeats: Count = 50
-
-
-class ExportSpec(Section):
-    """Files the run writes beside ``student/`` for other runtimes: ``gguf`` (causal LMs of
-    the llama family) in each type listed, read back and compared with the student."""
-
-    gguf: list[Literal["f16", "q8_0", "f32"]] = []
-    pre_tokenizer: Identifier = "default"
-    """llama.cpp's name for the tokenizer's splitting rules (``smollm`` for SmolLM2)."""
-
-
 class Recipe(Section):
     name: RunName | None = None
     task: str | None = None
@@ -374,6 +361,11 @@ class Recipe(Section):
                 if task == "causal-lm" else
                 f"[data] format = 'text-corpus' is next-token text: set task = 'causal-lm' "
                 f"(not '{task}')")
+        samples = getattr(self.teacher, "samples", None)
+        if samples is not None and (task != "causal-lm" or self.loss.divergence != "forward_kl"):
+            raise ValueError("[teacher] samples (sampled targets) estimate the forward KL of "
+                             "a causal-lm recipe's token loss: use task = 'causal-lm' and "
+                             "[loss] divergence = 'forward' (or cache dense or top_k targets)")
         if task != "causal-lm":
             if self.export.gguf:
                 raise ValueError("[export] gguf writes causal language models; this recipe's "

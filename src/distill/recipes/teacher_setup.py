@@ -30,7 +30,8 @@ from distill.teachers import CachedTeacher, Ensemble, cache_teacher
 log = logging.getLogger("distill")
 
 # how the teacher's outputs are delivered, not what the teacher is
-OUTPUT_FIELDS = ("cache", "outputs", "top_k", "cache_dtype", "cache_path", "attention")
+OUTPUT_FIELDS = ("cache", "outputs", "top_k", "samples", "cache_dtype", "cache_path",
+                 "attention")
 _WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}, "trust_code": True,
                  "sha256": True}
 
@@ -152,7 +153,11 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
 def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> CachedTeacher:
     """The teacher's outputs on the training set, from disk (built or resumed when needed)."""
     spec = recipe.teacher
-    kind = f"top{spec.top_k}" if spec.top_k else "dense"
+    kind = (f"top{spec.top_k}" if spec.top_k else
+            f"sampled{spec.samples}-T{recipe.loss.temperature:g}-s{recipe.train.seed}"
+            if spec.samples else "dense")
+    sampling = ({"samples": spec.samples, "temperature": recipe.loss.temperature,
+                 "seed": recipe.train.seed} if spec.samples else {})
     managed = spec.cache_path is None
     path = spec.cache_path or (
         cache_dir() / "teacher-outputs"
@@ -162,5 +167,6 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     # a folder distill manages is rebuilt when stale; one the user named is never overwritten
     # under torchrun every rank computes and writes its share of the shards
     return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
+                         **sampling,
                          progress=progress if distributed.is_main() else False,
                          overwrite=managed, source=teacher)

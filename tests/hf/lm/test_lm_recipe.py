@@ -226,3 +226,20 @@ def test_head_groups_go_with_width_only():
     with pytest.raises(ValueError, match="head_groups cuts attention heads"):
         HFPrunedStudent(arch="hf-pruned", size=0.5, head_groups=0.5)
     assert HFPrunedStudent(arch="hf-pruned", size=0.5, way="width", head_groups=0.5)
+
+
+def test_a_recipe_distils_from_cached_sampled_targets(tmp_path, lm_recipe):
+    text = lm_recipe.read_text().replace('model = "teacher"',
+                                         'model = "teacher"\noutputs = "cached"\nsamples = 8')
+    lm_recipe.write_text(text)
+    assert main(["run", str(lm_recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    caches = list((tmp_path / "cache" / "teacher-outputs").iterdir())
+    assert len(caches) == 1 and "sampled8-T1-s0" in caches[0].name
+    manifest = json.loads((caches[0] / "manifest.json").read_text())
+    assert manifest["fingerprint"]["settings"]["kind"] == "sampled"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["student"]["perplexity"] > 1
+    reverse = text.replace('divergence = "forward"', 'divergence = "reverse"')
+    lm_recipe.write_text(reverse)
+    with pytest.raises(RecipeError, match="samples .* estimate the forward KL"):
+        load_recipe(lm_recipe)
