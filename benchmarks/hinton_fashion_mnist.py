@@ -147,10 +147,12 @@ def get_assistant(teacher_path: Path, limit: int | None, epochs: int, threads: i
             train = train.subset(torch.arange(limit))
         torch.manual_seed(0)
         assistant = distill.build_cnn((1, 28, 28), 10, **ASSISTANT)
+        # checkpointed every epoch: a session that ends mid-way loses at most one epoch
         result = distill.distill(
             distill.load(teacher_path), assistant, train, eval=test,
             loss=distill.KDLoss(settings["temperature"], settings["alpha"]),
             epochs=settings["epochs"], lr=3e-3, num_threads=threads, precompute_teacher=True,
+            checkpoint_dir=folder.with_name(folder.name + ".checkpoints"), resume=True,
         )
         print(f"assistant: {result.metrics['accuracy']:.4f}", flush=True)
         distill.save(assistant, folder, metadata={"accuracy": result.metrics["accuracy"]})
