@@ -21,3 +21,38 @@ def cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DISTILL_CACHE", str(folder))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     return folder
+
+
+@pytest.fixture
+def killed_run():
+    """``kill(command, env, out)``: start ``command --out out``, SIGKILL it once the student's
+    checkpoint holds 2 finished epochs (its training state included), and check nothing that
+    looks finished was written. ``learning(history)``: what epochs learned, not their times."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    from distill.engine import resume
+
+    def kill(command: list[str], env: dict[str, str], out) -> None:
+        run = subprocess.Popen([*command, "--out", str(out)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        folder = out / "checkpoints" / "student"
+        deadline = time.time() + 120
+        while time.time() < deadline and run.poll() is None:
+            found = resume.read(folder) if (folder / resume.CHECKPOINT).is_file() else None
+            if found is not None and found[1]["epoch"] >= 2 and "training" in found[1]:
+                break
+            time.sleep(0.02)
+        assert run.poll() is None, "the run ended before it could be killed"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        assert not (out / "metrics.json").exists()  # nothing that looks finished
+
+    def learning(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")}
+                for h in history]
+
+    return SimpleNamespace(kill=kill, learning=learning)

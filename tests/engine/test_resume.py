@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -94,7 +92,7 @@ batch_sizes = [1]
 """
 
 
-def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
+def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path, killed_run):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache")}
@@ -102,27 +100,12 @@ def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path):
                "--quiet"]
     subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, check=True,
                    capture_output=True)
-    run = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    folder = tmp_path / "cut" / "checkpoints" / "student"
-    deadline = time.time() + 120
-    while time.time() < deadline and run.poll() is None:
-        found = resume.read(folder) if (folder / resume.CHECKPOINT).is_file() else None
-        if found is not None and found[1]["epoch"] >= 2 and "training" in found[1]:
-            break
-        time.sleep(0.05)
-    assert run.poll() is None, "the run ended before it could be killed"
-    os.kill(run.pid, signal.SIGKILL)
-    run.wait()
-    assert not (tmp_path / "cut" / "metrics.json").exists()  # nothing that looks finished
+    killed_run.kill(command, env, tmp_path / "cut")
     subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=env,
                    check=True, capture_output=True)
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
-    def learning(history):  # what the epochs learned, not how long they took
-        return [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")}
-                for h in history]
-
-    assert learning(resumed["history"]["student"]) == learning(whole["history"]["student"])
+    assert (killed_run.learning(resumed["history"]["student"])
+            == killed_run.learning(whole["history"]["student"]))
     for key in ("accuracy", "agreement", "kl_to_teacher", "nll"):
         assert resumed["student"][key] == whole["student"][key], key
