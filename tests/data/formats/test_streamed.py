@@ -164,3 +164,19 @@ def test_the_default_streams_only_what_would_not_fit(tmp_path, monkeypatch):
     monkeypatch.setattr(streamed, "physical_memory", lambda: 4 * path.stat().st_size - 4)
     assert streamed.wants_stream(options)
     assert not streamed.wants_stream(options.model_copy(update={"stream": False}))
+
+
+def test_a_manifest_naming_a_file_outside_the_folder_is_rebuilt_not_followed(tmp_path,
+                                                                             cache_dir):
+    import json
+
+    path = _wine(tmp_path)
+    common = dict(feature_columns="all-numeric", test_fraction=0.3, stream=True)
+    first = _load(path, **common).train.inputs.clone()
+    (folder,) = list((cache_dir / "tables").iterdir())
+    np.save(tmp_path / "outside.npy", np.zeros((2, 2), np.float32))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["arrays"]["../../outside"] = {"shape": [2, 2], "dtype": "float32"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert torch.equal(_load(path, **common).train.inputs, first)  # rebuilt from the table
+    assert "../../outside" not in json.loads((folder / "manifest.json").read_text())["arrays"]
