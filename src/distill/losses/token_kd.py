@@ -29,6 +29,7 @@ from distill.batches import forward
 from distill.lm.heads import HiddenStates, logits_at, read_outputs
 from distill.losses.base import DistillationLoss
 from distill.losses.divergences import Divergence, check_beta, divergence, divergence_name
+from distill.losses.fused_token import fused_linear_token_loss, fused_token_loss, linear_head
 from distill.losses.topk import fold_onto_buckets
 from distill.teachers.sampled import SampledTargets
 from distill.teachers.targets import TopKTargets
@@ -59,6 +60,10 @@ class TokenKDLoss(DistillationLoss):
         alpha: weight of the divergence; ``1 - alpha`` goes to cross-entropy on labels.
         chunk_size: positions per chunk (``None``: one pass over full logits, the reference).
         ignore_index: the label of positions that do not count (prompt, padding).
+        fused: the forward KL (and plain cross-entropy) through
+            :func:`~distill.losses.fused_token.fused_token_loss`, whose closed-form backward
+            holds one logits-sized tensor instead of several; ``False`` keeps the autograd
+            formulation, the reference it is tested against.
 
     Logits are ``(batch, sequence, vocabulary)``; labels ``(batch, sequence)`` are the next
     tokens, already shifted. The teacher may also be sparse top-k targets from a cache.
@@ -73,6 +78,7 @@ class TokenKDLoss(DistillationLoss):
         alpha: float = 1.0,
         chunk_size: int | None = 128,
         ignore_index: int = -100,
+        fused: bool = True,
     ):
         super().__init__()
         divergence = divergence_name(divergence)  # type: ignore[assignment]
@@ -88,6 +94,7 @@ class TokenKDLoss(DistillationLoss):
         self.divergence, self.beta = divergence, float(beta)
         self.temperature, self.alpha = float(temperature), float(alpha)
         self.chunk_size, self.ignore_index = chunk_size, ignore_index
+        self.fused = bool(fused)
 
     def outputs(self, model: nn.Module, inputs: Tensor | Mapping[str, Any]) -> Outputs:
         """Hidden states when chunking a model that exposes them; full logits otherwise."""
@@ -123,6 +130,14 @@ class TokenKDLoss(DistillationLoss):
         count = keep.sum()
         if int(count) == 0:
             return _device_zero(student_logits)
+        if self._fusable() and isinstance(student_logits, HiddenStates) and linear_head(
+                student_logits.head):  # logits made, scored and differentiated block by block
+            target = teacher_logits if self.alpha > 0 else None
+            if isinstance(target, SampledTargets):
+                self._check_sampled(target)
+            return fused_linear_token_loss(student_logits.hidden, student_logits.head, target,
+                                           labels, keep, temperature=self.temperature,
+                                           alpha=self.alpha) / count
         step = self.chunk_size or length
         total = _device_zero(student_logits)
         for start in range(0, length, step):
@@ -139,6 +154,12 @@ class TokenKDLoss(DistillationLoss):
     def _chunk(self, student: Outputs, teacher: Any, labels: Tensor | None, keep: Tensor,
                sl: slice) -> Tensor:
         """Sum over the kept positions of ``sl`` of the blended loss."""
+        if self._fusable():
+            target = _positions(teacher, sl, grad=False) if self.alpha > 0 else None
+            if isinstance(target, SampledTargets):
+                self._check_sampled(target)
+            return fused_token_loss(_positions(student, sl, grad=True), target, labels, keep,
+                                    temperature=self.temperature, alpha=self.alpha)
         s_logits = _positions(student, sl, grad=True).float()
         total = s_logits.new_zeros(())
         flat_keep = keep.reshape(-1)
@@ -162,6 +183,9 @@ class TokenKDLoss(DistillationLoss):
             total = total + self.alpha * t * t * per_position.sum()
         return total + self._ce(s_logits, labels, flat_keep)
 
+    def _fusable(self) -> bool:
+        return self.fused and (self.divergence == "forward_kl" or self.alpha == 0)
+
     def _ce(self, s_logits: Tensor, labels: Tensor | None, flat_keep: Tensor) -> Tensor:
         """``(1 − alpha)`` × the summed cross-entropy on the next tokens of kept positions."""
         if self.alpha >= 1 or labels is None:
@@ -182,7 +206,7 @@ class TokenKDLoss(DistillationLoss):
     def extra_repr(self) -> str:
         beta = f", beta={self.beta}" if self.divergence == "jsd" else ""
         return (f"divergence={self.divergence!r}{beta}, temperature={self.temperature}, "
-                f"alpha={self.alpha}, chunk_size={self.chunk_size}")
+                f"alpha={self.alpha}, chunk_size={self.chunk_size}, fused={self.fused}")
 
 
 def _device(value: Outputs) -> torch.device:

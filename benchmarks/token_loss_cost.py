@@ -1,0 +1,159 @@
+"""What one token-level distillation step costs next to a cross-entropy step: time and memory.
+
+The student is the 2-layer llama of the language-model benchmarks (its 49,152-token output
+head is most of its work, so the loss's share of a step is as large as it gets); the teacher is
+SmolLM2-135M-Instruct, whose outputs on the batch are made once, before any measurement, as
+dense logits (float16, as a cache stores them), top-k targets and sampled targets: a step is
+what training from a cache costs, the student's forward, the loss and the backward pass.
+Every setting uses the same chunking (positions per chunk) and runs in a fresh process, one
+thread, with glibc told to hand freed blocks back at once; after a warm-up step, each measured
+step's peak is the resident high-water mark (reset through ``/proc/self/clear_refs``) less what
+was resident before it. Step time: median of the repeats.
+
+    python benchmarks/token_loss_cost.py                    # batch 8 x 128, chunks of 64
+    python benchmarks/token_loss_cost.py --rows ce "sampled 12" --repeats 3
+
+Set-up as for the other language-model benchmarks (make bench-lm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from jobs import machine, write_record  # noqa: E402
+
+CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+# row name -> (target kind, size, fused)
+ROWS = {
+    "ce (autograd)": ("ce", 0, False),
+    "ce": ("ce", 0, True),
+    "dense (autograd)": ("dense", 0, False),
+    "dense": ("dense", 0, True),
+    "top-50 (autograd)": ("topk", 50, False),
+    "top-50": ("topk", 50, True),
+    "sampled 12 (autograd)": ("sampled", 12, False),
+    "sampled 12": ("sampled", 12, True),
+}
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def measure(row: str, batch: int, length: int, chunk: int, repeats: int) -> dict:
+    """One row, in this process: the median step time and the step's peak above baseline."""
+    from lm_data import build_student, load_smollm2, shakespeare, token_blocks
+
+    import distill
+
+    kind, size, fused = ROWS[row]
+    torch.set_num_threads(1)
+    teacher, tokenizer = load_smollm2()
+    vocab = int(teacher.config.vocab_size)
+    text = "\n".join(list(shakespeare().values())[:3])
+    blocks = token_blocks(tokenizer, [text], length, limit=batch)
+    inputs, labels = {"input_ids": blocks[:, :-1]}, blocks[:, 1:]
+    target = None
+    if kind != "ce":
+        with torch.no_grad():
+            logits = teacher(**inputs).logits.float()
+        if kind == "dense":
+            target = logits.half()
+        elif kind == "topk":
+            target = distill.TopKTargets.from_logits(logits, size)
+        else:
+            target = distill.SampledTargets.from_logits(
+                logits, size, generator=torch.Generator().manual_seed(0))
+        del logits
+    del teacher
+    student = build_student(vocab, seed=0).train()
+    loss = distill.TokenKDLoss("forward", alpha=0.0 if kind == "ce" else 1.0, chunk_size=chunk,
+                               fused=fused)
+
+    def step() -> None:
+        value = loss(loss.outputs(student, inputs), target, labels)
+        value.backward()
+        student.zero_grad(set_to_none=True)
+
+    step()  # warm-up: lazy initialisation, allocator pools
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to now
+        baseline = _status_kib("VmRSS")
+        started = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - started)
+        peaks.append(_status_kib("VmHWM") - baseline)
+    return {"row": row, "kind": kind, "size": size, "fused": fused,
+            "step_seconds": statistics.median(seconds), "all_seconds": seconds,
+            "peak_mib": statistics.median(peaks) / 1024, "baseline_mib": baseline / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--chunk", type=int, default=64, help="positions per chunk")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="each row's process runs this many times, rows interleaved")
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--out", type=Path,
+                        default=HERE / "results" / "token_loss_cost.json")
+    args = parser.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(measure(args.one, args.batch, args.length, args.chunk, args.repeats)))
+        return 0
+    started = time.perf_counter()
+    runs: dict[str, list[dict]] = {row: [] for row in args.rows}
+    for _ in range(args.rounds):  # interleaved: a slow spell of the machine hits every row
+        for row in args.rows:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", row, "--batch", str(args.batch),
+                 "--length", str(args.length), "--chunk", str(args.chunk),
+                 "--repeats", str(args.repeats)],
+                check=True, capture_output=True, text=True, env=CHILD_ENV)
+            runs[row].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(runs[row][-1], flush=True)
+    rows = []
+    for measured in runs.values():
+        rows.append({**measured[0],
+                     "step_seconds": statistics.median(s for m in measured
+                                                       for s in m["all_seconds"]),
+                     "peak_mib": statistics.median(m["peak_mib"] for m in measured),
+                     "runs": measured})
+    reference = next((r for r in rows if r["row"] == "ce (autograd)"), rows[0])
+    table = ["| step | step time | × cross-entropy | peak memory | × cross-entropy |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        table.append(f"| {r['row']} | {r['step_seconds'] * 1000:,.0f} ms | "
+                     f"{r['step_seconds'] / reference['step_seconds']:.2f}× | "
+                     f"{r['peak_mib']:,.0f} MiB | {r['peak_mib'] / reference['peak_mib']:.2f}× |")
+    record = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(1), "command": " ".join(["python", *sys.argv]),
+        "batch": args.batch, "length": args.length, "chunk": args.chunk,
+        "reference": reference["row"], "rows": rows, "markdown": "\n".join(table),
+    }
+    write_record(record, args.out, started, record["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
