@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cache = sub.add_parser(
         "cache",
-        help="run a teacher once over a dataset and store its outputs (dense or top-k)",
+        help="run a teacher once over a dataset and store its outputs (dense, top-k or sampled)",
         description="Store a saved teacher's outputs on every sample of a dataset, keyed by "
         "sample index: sharded .npy files with sha256 checksums and a manifest recording a "
         "fingerprint of teacher, data and settings. An interrupted run resumes where it "
@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--split", default="train", choices=["train", "test"])
     cache.add_argument("--out", type=Path, required=True, help="cache folder")
     cache.add_argument("--top-k", type=int, help="keep the k largest logits (default: all)")
+    cache.add_argument("--samples", type=int,
+                       help="keep n tokens drawn from the teacher per position: an unbiased "
+                       "estimate of its distribution at 2n + 2 bytes (language models)")
+    cache.add_argument("--temperature", type=float, default=1.0,
+                       help="with --samples: the temperature the tokens are drawn at")
+    cache.add_argument("--seed", type=int, default=0, help="with --samples: the draws' seed")
     cache.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     cache.add_argument("--batch-size", type=int, default=256)
     cache.add_argument("--overwrite", action="store_true",
@@ -368,13 +374,11 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         print(f"WARNING: {line}", file=sys.stderr)
     cache = cache_teacher(
         load(args.model, trust_code=args.trust_code), data, args.out, top_k=args.top_k,
+        samples=args.samples, temperature=args.temperature, seed=args.seed,
         dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )
-    size = sum(f.stat().st_size for f in cache.path.glob("*.npy"))
-    kind = f"top-{args.top_k}" if args.top_k else "dense"
-    print(f"{cache.path}: {cache.rows} rows, {kind} {args.dtype}, {len(cache.shards)} shard(s), "
-          f"{size / cache.rows:.1f} bytes per row")
+    print(cache.describe())
     return 0
 
 

@@ -139,3 +139,31 @@ def make_llama_here():
             vocab_size=32, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
             num_key_value_heads=1, intermediate_size=32, max_position_embeddings=32)).eval()
     return make
+
+
+class _Positions(nn.Module):
+    """A teacher with a row of 4 positions per sample, as a language model's."""
+
+    def forward(self, x):
+        return torch.stack([x[:, :5] * (i + 1) for i in range(4)], dim=1)
+
+
+def test_the_cache_says_what_it_costs_per_position(tmp_path):
+    data = TensorDataset(torch.randn(12, 6))
+    cache = cache_teacher(_Positions(), data, tmp_path / "c", samples=3, progress=False)
+    line = cache.describe()
+    assert "12 rows" in line and "sampled n=3" in line
+    assert "8.0 bytes per position (4 per row)" in line  # 3 uint16 ids + a float16 entropy
+
+
+def test_a_cache_larger_than_the_free_disk_is_refused_before_anything_is_written(
+        tmp_path, teacher_and_data, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    teacher, data = teacher_and_data
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 100, 100))
+    with pytest.raises(CacheError, match=r"disk has 100 bytes free; nothing more was written"):
+        cache_teacher(teacher, data, tmp_path / "c", progress=False)  # dense: 10 bytes a row
+    assert not list((tmp_path / "c").glob("*.npy"))

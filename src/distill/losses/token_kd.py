@@ -6,13 +6,14 @@ with cross-entropy on the text's own next tokens. Positions labeled ``ignore_ind
 and padding) count in neither term.
 
 Memory: with ``chunk_size`` set, models that expose their hidden states and head (Hugging
-Face causal LMs) hand the loss hidden states instead of logits; the loss makes the logits of
-``chunk_size`` positions at a time, and recomputes them in the backward pass rather than
-keeping them (activation checkpointing per chunk). Peak memory then holds one chunk's
-``batch × chunk × vocabulary`` logits instead of the whole sequence's, for both models.
-Measured (BENCHMARKS.md): a step peaks at about 14 float32 ``batch × chunk × vocabulary``
-tensors' worth, so pick ``chunk_size`` from the memory you have; each chunk costs a
-recomputation in the backward pass (~20% step time).
+Face causal LMs) hand the loss hidden states instead of logits. For the forward KL and plain
+cross-entropy (``fused=True``, the default) with a linear head, the loss then makes, scores
+and differentiates the logits a block of positions at a time
+(:mod:`distill.losses.fused_token`): no full logits tensor exists and nothing is recomputed.
+For reverse KL and JSD the loss makes the logits of ``chunk_size`` positions at a time and
+recomputes them in the backward pass (activation checkpointing per chunk): a step then peaks at
+about 14 float32 ``batch × chunk × vocabulary`` tensors' worth (BENCHMARKS.md), at ~20% more
+step time.
 """
 
 from __future__ import annotations

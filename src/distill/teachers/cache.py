@@ -27,6 +27,7 @@ from distill.teachers.store import (
     MANIFEST,
     CacheError,
     StaleCacheError,
+    human_bytes,
     layouts,
     read_manifest,
     shards_of,
@@ -254,13 +255,16 @@ class _Writer:
             start = self.done
             batches = Batches(_rest_of(self.data, start), self.batch_size, shuffle=False)
             with torch.no_grad():
-                for batch in batches:
+                for i, batch in enumerate(batches):
                     inputs = to_device(batch.inputs, self.device)
                     if module is not None:
                         out = forward(module, inputs)
                     else:
                         out = self.teacher.logits(inputs, batch.indices + start)
-                    self._add(self._arrays(out, self.done + self.buffered))
+                    arrays = self._arrays(out, self.done + self.buffered)
+                    if i == 0:  # before anything is written: will it fit?
+                        bar.set_postfix_str(self._check_disk(arrays, rows - start))
+                    self._add(arrays)
                     bar.update(len(batch))
             self._flush(final=True)
         finally:
@@ -269,6 +273,25 @@ class _Writer:
                 module.train()
         self.manifest["complete"] = True
         write_manifest(self.folder, self.manifest)
+
+    def _check_disk(self, arrays: dict[str, np.ndarray], rows: int) -> str:
+        """The disk the ``rows`` still to write will take, from the first batch's; refused
+        before anything is written when the disk has less free."""
+        import shutil
+
+        row_bytes = sum(a[0].nbytes for a in arrays.values())
+        positions = int(np.prod(self.manifest["row_shape"] or [1]))
+        need = row_bytes * rows
+        free = shutil.disk_usage(self.folder).free
+        estimate = (f"~{human_bytes(need)} on disk, {row_bytes / positions:,.0f} bytes per "
+                    f"{'position' if positions > 1 else 'row'}")
+        if need > free:
+            raise CacheError(
+                f"{self.folder}: caching {rows:,} more rows takes {estimate}, but the disk has "
+                f"{human_bytes(free)} free; nothing more was written (free space, cache top-k or "
+                "sampled targets, or fewer rows)")
+        log.info("caching %d rows: %s", rows, estimate)
+        return estimate
 
     def run_shared(self, rank: int, world: int) -> None:
         """Under torch.distributed: the rows still missing, cut into shards that the ranks

@@ -22,6 +22,7 @@ from distill.teachers.sampled import SampledTargets
 from distill.teachers.store import (
     CacheError,
     StaleCacheError,
+    human_bytes,
     layouts,
     open_shard,
     read_manifest,
@@ -88,6 +89,21 @@ class CachedTeacher:
     def stored_bytes(self) -> int:
         """Bytes of stored targets (without file headers): what the cache costs per row."""
         return sum(a.nbytes for shard in self._arrays for a in shard.values())
+
+    def describe(self) -> str:
+        """One line: rows, kind, shards, and what the targets cost per row and per position."""
+        settings = self.manifest["fingerprint"]["settings"]
+        kind = {"topk": f"top-{settings['top_k']}",
+                "sampled": f"sampled n={settings.get('samples')} "
+                           f"T={settings.get('temperature')}"}.get(self.kind, "dense")
+        files = sum(f.stat().st_size for f in self.path.glob("*.npy"))
+        per_row = self.stored_bytes() / max(self.rows, 1)
+        positions = int(np.prod(self.manifest.get("row_shape") or [1]))
+        per_position = (f", {per_row / positions:,.1f} bytes per position ({positions} per row)"
+                        if positions > 1 else "")
+        return (f"{self.path}: {self.rows} rows, {kind} {settings['dtype']}, "
+                f"{len(self.shards)} shard(s), {human_bytes(files)} on disk, "
+                f"{per_row:,.1f} bytes per row{per_position}")
 
     def check_data(self, data: Any) -> None:
         """Refuse training data that cannot be the data the cache was built on."""

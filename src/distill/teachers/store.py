@@ -40,8 +40,8 @@ from distill.teachers.manifest import (
 
 __all__ = [
     "DENSE_FIELDS", "FORMAT", "MANIFEST", "TOPK_FIELDS", "CacheError", "Shard",
-    "StaleCacheError", "layouts", "open_inside", "open_shard", "read_manifest", "shard_file",
-    "shards_of", "verify_shard", "write_manifest", "write_shard",
+    "StaleCacheError", "human_bytes", "layouts", "open_inside", "open_shard", "read_manifest",
+    "shard_file", "shards_of", "verify_shard", "write_manifest", "write_shard",
 ]
 
 MAX_MANIFEST_BYTES = 64 << 20  # ~200,000 shards; a larger "manifest" is not one
@@ -224,3 +224,12 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 def shards_of(manifest: dict[str, Any]) -> list[Shard]:
     return [Shard.from_json(entry) for entry in manifest.get("shards", [])]
+
+
+def human_bytes(size: float) -> str:
+    """``123 bytes``, ``4.5 KiB``, ``6.7 MiB``, …"""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TiB"
