@@ -84,3 +84,48 @@ def test_what_samples_cannot_estimate_is_refused():
         TokenKDLoss("forward", temperature=1.0)(student, targets)
     with pytest.raises(ValueError, match="n must be >= 1"):
         SampledTargets.from_logits(student, 0)
+
+
+def _hybrid_draws(teacher: torch.Tensor, k: int, n: int) -> SampledTargets:
+    return SampledTargets.from_logits(teacher.expand(1, DRAWS, VOCAB), n, top_k=k,
+                                      generator=torch.Generator().manual_seed(0))
+
+
+def test_hybrid_targets_are_unbiased_and_less_noisy_than_draws_alone():
+    g = torch.Generator().manual_seed(4)
+    teacher, student = torch.randn(VOCAB, generator=g) * 2, torch.randn(VOCAB, generator=g)
+    dense_value, dense_grad = _value_and_grad(student, teacher.expand(1, 1, VOCAB), 1.0, 1)
+    hybrid = _hybrid_draws(teacher, 3, 3)
+    assert hybrid.kept == 3 and hybrid.n == 6
+    torch.testing.assert_close(hybrid.weights.sum(-1), torch.ones(1, DRAWS))
+    value, grad = _value_and_grad(student, hybrid, 1.0, DRAWS)
+    assert (grad - dense_grad).abs().max() < 5 * 0.5 / (3 * DRAWS) ** 0.5
+    assert value == pytest.approx(dense_value, abs=0.02)
+
+    def spread(targets: SampledTargets) -> float:  # per-position noise of the estimate
+        z = student.expand(1, DRAWS, VOCAB).reshape(-1, VOCAB)
+        return float(targets.rows().forward_kl(torch.log_softmax(z, -1)).std())
+
+    assert spread(hybrid) < 0.75 * spread(_draws(teacher, 6, 1.0))  # 6 tokens a position each
+
+
+def test_hybrid_targets_covering_the_support_are_exact():
+    teacher = torch.randn(1, 4, VOCAB)
+    student = torch.randn(1, 4, VOCAB)
+    hybrid = SampledTargets.from_logits(teacher, 2, top_k=VOCAB - 1)  # one token left to draw
+    loss = TokenKDLoss("forward", alpha=1.0)
+    assert float(loss(student, hybrid)) == pytest.approx(float(loss(student, teacher)), abs=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_hybrid_targets_give_the_same_loss_fused_or_not(fused):
+    g = torch.Generator().manual_seed(5)
+    teacher, student = torch.randn(2, 5, VOCAB, generator=g), torch.randn(2, 5, VOCAB, generator=g)
+    labels = torch.randint(0, VOCAB, (2, 5), generator=g)
+    hybrid = SampledTargets.from_logits(teacher, 4, 2.0, top_k=3, generator=g)
+    z = student.clone().requires_grad_(True)
+    TokenKDLoss("forward", temperature=2.0, alpha=0.5, fused=fused)(z, hybrid, labels).backward()
+    reference = student.clone().requires_grad_(True)
+    TokenKDLoss("forward", temperature=2.0, alpha=0.5, fused=False)(
+        reference, hybrid, labels).backward()
+    torch.testing.assert_close(z.grad, reference.grad, rtol=1e-4, atol=1e-6)

@@ -62,8 +62,8 @@ def test_other_sampling_settings_make_a_stale_cache(tmp_path, teacher_and_data):
     _build(teacher, data, tmp_path / "c")
     with pytest.raises(StaleCacheError, match="built differently"):
         _build(teacher, data, tmp_path / "c", seed=9)
-    with pytest.raises(ValueError, match="not given with top_k"):
-        cache_teacher(teacher, data, tmp_path / "d", samples=4, top_k=2)
+    with pytest.raises(ValueError, match="samples must be a positive integer"):
+        cache_teacher(teacher, data, tmp_path / "d", samples=0)
 
 
 def _edit_shard(folder, field, change):
@@ -101,7 +101,8 @@ def test_a_manifest_mixing_kinds_is_refused(tmp_path, teacher_and_data):
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     manifest["fingerprint"]["settings"]["top_k"] = 2
     (tmp_path / "c" / "manifest.json").write_text(json.dumps(seal(manifest)))
-    with pytest.raises(CacheError, match="top_k: 2 does not fit the kind 'sampled'"):
+    # a sampled cache that says hybrid must hold the top k's probabilities: refused by name
+    with pytest.raises(CacheError, match=r"expected \['entropy', 'indices', 'probs', 'rest'\]"):
         CachedTeacher(tmp_path / "c")
     manifest["fingerprint"]["settings"].update(kind="dense", top_k=None)
     (tmp_path / "c" / "manifest.json").write_text(json.dumps(seal(manifest)))
@@ -167,3 +168,23 @@ def test_a_cache_larger_than_the_free_disk_is_refused_before_anything_is_written
     with pytest.raises(CacheError, match=r"disk has 100 bytes free; nothing more was written"):
         cache_teacher(teacher, data, tmp_path / "c", progress=False)  # dense: 10 bytes a row
     assert not list((tmp_path / "c").glob("*.npy"))
+
+
+def test_hybrid_caches_keep_the_top_k_exactly_and_draw_the_rest(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    cache = _build(teacher, data, tmp_path / "h", top_k=2, samples=3)
+    rows = cache.logits(torch.zeros(1), torch.arange(ROWS))
+    assert rows.kept == 2 and rows.n == 5
+    with torch.no_grad():
+        p = torch.softmax(teacher(data.tensors[0]) / 2.0, dim=-1)
+    top, top_ids = p.topk(2, dim=-1)
+    assert torch.equal(rows.indices[:, :2], top_ids)
+    torch.testing.assert_close(rows.weights[:, :2], top, rtol=2e-3, atol=2e-3)  # float16
+    drawn = rows.indices[:, 2:]
+    assert not (drawn.unsqueeze(-1) == top_ids.unsqueeze(1)).any()  # only from the rest
+    assert cache.stored_bytes() // ROWS == 5 * 2 + 2 + 2 * 2 + 2
+    assert "top-2 + sampled n=3" in cache.describe() and "top_k=2" in repr(cache)
+    again = _build(teacher, data, tmp_path / "h", top_k=2, samples=3)  # reused as it is
+    assert torch.equal(again.logits(torch.zeros(1), torch.arange(ROWS)).indices, rows.indices)
+    with pytest.raises(StaleCacheError):
+        _build(teacher, data, tmp_path / "h", samples=3)  # pure sampling: other settings

@@ -59,6 +59,9 @@ def _teacher_parts(teacher: Any, alpha: float, temperature: float,
     if teacher is None or alpha == 0:
         return "none", ()
     if isinstance(teacher, SampledTargets):
+        if teacher.weights is not None:  # hybrid: top-k exactly, the tail drawn
+            return "weighted", (rows(teacher.indices), rows(teacher.entropy),
+                                rows(teacher.weights))
         return "sampled", (rows(teacher.indices), rows(teacher.entropy))
     if isinstance(teacher, TopKTargets):
         return "topk", (rows(teacher.indices), rows(teacher.bucket_log_probs(temperature)))
@@ -244,6 +247,9 @@ def _block_kl(kind: str, z_t: Tensor, e: Tensor, t: float, lse: Tensor, teacher:
     if kind == "sampled":  # −H(p_T) − mean_j log q_T(x_j)
         ids, entropy = teacher
         return lse - z_t.gather(-1, ids.long()).mean(-1) - entropy.float(), None
+    if kind == "weighted":  # −H(p_T) − Σ_j w_j log q_T(x_j), the weights summing to one
+        ids, entropy, w = teacher
+        return lse - (z_t.gather(-1, ids.long()) * w.float()).sum(-1) - entropy.float(), None
     if kind == "dense":  # Σ p log p − Σ p z/T + log Z_q, with p summing to one
         scaled = teacher[0].float() / t if t != 1.0 else teacher[0].float()  # never in place
         top = scaled.amax(-1, keepdim=True)
@@ -288,6 +294,9 @@ def _block_grad(s: _Settings, z: Tensor, lse_t: Tensor, lse_1: Tensor | None,
         ids, n = teacher[0].long(), teacher[0].shape[-1]
         g *= kd + (alpha_ce if shared else 0.0)
         g.scatter_add_(-1, ids, torch.full(ids.shape, -kd / n, dtype=g.dtype, device=g.device))
+    elif kind == "weighted":
+        g *= kd + (alpha_ce if shared else 0.0)
+        g.scatter_add_(-1, teacher[0].long(), teacher[2].float() * -kd)
     elif kind == "dense":
         g *= kd + (alpha_ce if shared else 0.0)
         p = work.get("p")

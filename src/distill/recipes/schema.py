@@ -83,7 +83,8 @@ class TeacherOutputs(Section):
     """With ``outputs = "cached"``: keep the k largest logits and the leftover mass."""
     samples: Count | None = None
     """With ``outputs = "cached"``: keep n tokens drawn from the teacher at the loss's
-    temperature (sampled targets: an unbiased forward KL; not with ``top_k``)."""
+    temperature (sampled targets: an unbiased forward KL). With ``top_k`` too (hybrid): the k
+    most likely tokens exactly, and the n draws from the rest."""
     cache_dtype: Literal["float16", "float32"] = "float16"
     cache_path: FilePath | None = None
     """Where the cached outputs live (default: inside distill's cache folder)."""
@@ -98,8 +99,6 @@ class TeacherOutputs(Section):
                     f"{', '.join(given)} only apply with outputs = 'cached' "
                     f"(outputs is '{self.outputs}')"
                 )
-        if self.top_k is not None and self.samples is not None:
-            raise ValueError("give top_k (the largest logits) or samples (draws), not both")
         return self
 
 

@@ -153,9 +153,10 @@ def get_teacher(recipe: Recipe, train: ArrayDataset, test: ArrayDataset, progres
 def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> CachedTeacher:
     """The teacher's outputs on the training set, from disk (built or resumed when needed)."""
     spec = recipe.teacher
-    kind = (f"top{spec.top_k}" if spec.top_k else
-            f"sampled{spec.samples}-T{recipe.loss.temperature:g}-s{recipe.train.seed}"
-            if spec.samples else "dense")
+    kind = f"top{spec.top_k}" if spec.top_k else ""
+    if spec.samples:  # with top_k: hybrid
+        kind += f"sampled{spec.samples}-T{recipe.loss.temperature:g}-s{recipe.train.seed}"
+    kind = kind or "dense"
     sampling = ({"samples": spec.samples, "temperature": recipe.loss.temperature,
                  "seed": recipe.train.seed} if spec.samples else {})
     managed = spec.cache_path is None

@@ -68,7 +68,8 @@ def cache_teacher(
     ``samples=n`` keeps n tokens drawn from the teacher at ``temperature`` and its entropy
     (:class:`~distill.teachers.sampled.SampledTargets`: an unbiased estimate of the forward KL),
     each row's draws seeded by ``seed`` and the row's index, so a resumed build draws what an
-    uninterrupted one would.
+    uninterrupted one would; with ``top_k`` as well (hybrid), the k most likely tokens are kept
+    exactly with their probabilities and the n draws come from the rest.
     An existing complete cache with the same fingerprint is reused as it is; an interrupted
     one is resumed; one built from another teacher, other data or other settings is refused
     (``overwrite=True`` rebuilds it). ``teacher`` is an ``nn.Module`` or a teacher signal
@@ -78,9 +79,8 @@ def cache_teacher(
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    if samples is not None and (samples < 1 or top_k is not None):
-        raise ValueError(f"samples must be a positive integer, and not given with top_k; got "
-                         f"samples={samples}, top_k={top_k}")
+    if samples is not None and samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples}")
     if samples is not None and not (temperature > 0 and 0 <= seed < 1 << 63):
         raise ValueError(f"temperature must be > 0 and seed in [0, 2**63), got {temperature}, "
                          f"{seed}")
@@ -91,7 +91,7 @@ def cache_teacher(
                                 "dtype": dtype}
     if samples is not None:
         settings.update(kind="sampled", samples=samples, temperature=float(temperature),
-                        seed=seed)
+                        seed=seed)  # with top_k: hybrid
     fingerprint = {
         "teacher": teacher_fingerprint(teacher),
         "data": data_fingerprint(data),
@@ -389,16 +389,23 @@ class _Writer:
         from distill.teachers.sampled import SampledTargets
 
         n, temperature = self.settings["samples"], self.settings["temperature"]
-        indices, entropy = [], []
-        for r in range(len(out)):
+        kept = min(self.top_k or 0, out.shape[-1] - 1)
+        parts: dict[str, list[np.ndarray]] = {}
+        for r in range(len(out)):  # per row (a sequence at a time): its own seeded generator
             g = torch.Generator().manual_seed((self.settings["seed"] * 1_000_003 + first_row + r)
                                               % (1 << 63))
-            drawn = SampledTargets.from_logits(out[r:r + 1], n, temperature, generator=g)
-            indices.append(drawn.indices.numpy())
-            entropy.append(drawn.entropy.numpy())
+            drawn = SampledTargets.from_logits(out[r:r + 1], n, temperature, top_k=kept,
+                                               generator=g)
+            row = {"indices": drawn.indices, "entropy": drawn.entropy}
+            if kept:  # the k probabilities and the mass the draws share
+                row["probs"] = drawn.weights[..., :kept]
+                row["rest"] = drawn.weights[..., kept:].sum(-1)
+            for field, value in row.items():
+                parts.setdefault(field, []).append(value.numpy())
         index_type = np.uint16 if self.manifest["vocab_size"] <= 1 << 16 else np.int32
-        return {"indices": np.concatenate(indices).astype(index_type),
-                "entropy": np.concatenate(entropy).astype(self.dtype)}
+        arrays = {k: np.concatenate(v) for k, v in parts.items()}
+        arrays["indices"] = arrays["indices"].astype(index_type)
+        return {k: v if k == "indices" else v.astype(self.dtype) for k, v in arrays.items()}
 
     def _add(self, arrays: dict[str, np.ndarray]) -> None:
         m = self.manifest

@@ -94,8 +94,9 @@ class CachedTeacher:
         """One line: rows, kind, shards, and what the targets cost per row and per position."""
         settings = self.manifest["fingerprint"]["settings"]
         kind = {"topk": f"top-{settings['top_k']}",
-                "sampled": f"sampled n={settings.get('samples')} "
-                           f"T={settings.get('temperature')}"}.get(self.kind, "dense")
+                "sampled": (f"top-{settings['top_k']} + " if settings["top_k"] else "")
+                + f"sampled n={settings.get('samples')} T={settings.get('temperature')}",
+                }.get(self.kind, "dense")
         files = sum(f.stat().st_size for f in self.path.glob("*.npy"))
         per_row = self.stored_bytes() / max(self.rows, 1)
         positions = int(np.prod(self.manifest.get("row_shape") or [1]))
@@ -153,9 +154,16 @@ class CachedTeacher:
             return torch.from_numpy(rows["logits"]).float().to(device)
         if self.kind == "sampled":
             settings = self.manifest["fingerprint"]["settings"]
-            return SampledTargets(torch.from_numpy(rows["indices"].astype(np.int64)),
-                                  torch.from_numpy(rows["entropy"]).float(),
-                                  float(settings["temperature"]), self.vocab_size).to(device)
+            ids = torch.from_numpy(rows["indices"].astype(np.int64))
+            entropy = torch.from_numpy(rows["entropy"]).float()
+            temperature = float(settings["temperature"])
+            if "probs" in rows:  # hybrid: the top k exactly, then the draws from the rest
+                k = rows["probs"].shape[-1]
+                return SampledTargets.hybrid(
+                    ids[..., :k], torch.from_numpy(rows["probs"]).float(), ids[..., k:],
+                    torch.from_numpy(rows["rest"]).float(), entropy, temperature,
+                    self.vocab_size).to(device)
+            return SampledTargets(ids, entropy, temperature, self.vocab_size).to(device)
         return TopKTargets(
             torch.from_numpy(rows["indices"].astype(np.int64)),
             torch.from_numpy(rows["logits"]).float(),
@@ -177,4 +185,6 @@ class CachedTeacher:
         settings = self.manifest["fingerprint"]["settings"]
         k = (f", top_k={settings['top_k']}" if self.kind == "topk" else
              f", samples={settings['samples']}" if self.kind == "sampled" else "")
+        if self.kind == "sampled" and settings["top_k"]:
+            k += f", top_k={settings['top_k']}"
         return f"CachedTeacher({str(self.path)!r}, rows={self.rows}{k})"

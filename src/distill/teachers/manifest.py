@@ -39,6 +39,7 @@ MANIFEST = "manifest.json"
 DENSE_FIELDS = ("logits",)
 TOPK_FIELDS = ("indices", "logits", "rest")
 SAMPLED_FIELDS = ("indices", "entropy")
+HYBRID_FIELDS = ("indices", "entropy", "probs", "rest")  # sampled with top_k: the k kept exactly
 CACHE_DTYPES = ("float16", "float32")
 
 MAX_ROWS = 1 << 40  # a trillion rows: beyond any dataset, far inside int64 offsets
@@ -185,7 +186,9 @@ def _report(path: Path, problems: list[str]) -> str:
     return f"{path}: invalid manifest:\n  - " + "\n  - ".join(shown)
 
 
-def fields_of(kind: str) -> tuple[str, ...]:
+def fields_of(kind: str, top_k: int | None = None) -> tuple[str, ...]:
+    if kind == "sampled" and top_k:
+        return HYBRID_FIELDS
     return {"dense": DENSE_FIELDS, "topk": TOPK_FIELDS, "sampled": SAMPLED_FIELDS}[kind]
 
 
@@ -193,7 +196,8 @@ def _layout_problems(m: Manifest) -> list[str]:
     """What the schema cannot say: the shards tile the rows in order, in fixed ranges."""
     problems = []
     settings, rows = m.fingerprint.settings, m.fingerprint.data.rows
-    if (settings.kind == "topk") != (settings.top_k is not None):
+    if (settings.kind == "topk" and settings.top_k is None) or (
+            settings.kind == "dense" and settings.top_k is not None):
         problems.append(f"fingerprint.settings.top_k: {settings.top_k} does not fit the kind "
                         f"{settings.kind!r}")
     sampling = (settings.samples, settings.temperature, settings.seed)
@@ -207,7 +211,7 @@ def _layout_problems(m: Manifest) -> list[str]:
                 problems.append(f"{key}: missing (null) although shards are listed")
     if problems:
         return problems
-    fields = set(fields_of(settings.kind))
+    fields = set(fields_of(settings.kind, settings.top_k))
     stop = 0
     for i, shard in enumerate(m.shards):
         where = f"shards.{i}"
@@ -262,9 +266,13 @@ def layouts(manifest: dict[str, Any]) -> dict[str, FieldLayout]:
         return {"logits": FieldLayout(values, (*row, vocab))}
     index_types = (np.dtype(np.uint16),) if vocab <= 1 << 16 else ()
     if settings["kind"] == "sampled":
-        return {"indices": FieldLayout((*index_types, np.dtype(np.int32)),
-                                       (*row, settings["samples"])),
-                "entropy": FieldLayout(values, row)}
+        kept = min(settings["top_k"] or 0, vocab - 1)
+        fields = {"indices": FieldLayout((*index_types, np.dtype(np.int32)),
+                                         (*row, kept + settings["samples"])),
+                  "entropy": FieldLayout(values, row)}
+        if kept:  # hybrid: the k most likely tokens' probabilities and the mass left to draw
+            fields.update(probs=FieldLayout(values, (*row, kept)), rest=FieldLayout(values, row))
+        return fields
     k = min(settings["top_k"], vocab)
     return {
         "indices": FieldLayout((*index_types, np.dtype(np.int32)), (*row, k)),

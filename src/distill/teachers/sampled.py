@@ -19,11 +19,19 @@ samples cost 26 bytes a position against 98,304 for SmolLM2's dense float16 logi
 forward KL can be estimated this way (reverse KL and JSD weigh tokens by the student's
 probabilities, which samples from the teacher do not give), and the loss must use the
 temperature the samples were drawn at.
+
+Hybrid (``from_logits(..., top_k=k)``): the k most likely tokens are kept exactly, with their
+probabilities ``p_i``, and the n draws come from the rest of the distribution (renormalised),
+each weighing ``p_rest / n``. Then ``p̂ = Σ_kept p_i·onehot(i) + (p_rest/n)·Σ_j onehot(x_j)``
+is still unbiased, and its variance is only the tail's: the head of the distribution, where
+most of the mass and most of the gradient are, costs no sampling noise. The targets carry
+these per-token ``weights`` (summing to one per position); the estimate becomes
+``KL̂ = −H(p_T) − Σ_j w_j log q_T(x_j)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -33,17 +41,23 @@ from torch import Tensor
 @dataclass
 class SampledTargets:
     """``indices``: ``(..., n)`` token ids drawn from the teacher at ``temperature``;
-    ``entropy``: ``(...)``, the teacher's entropy at that temperature in nats."""
+    ``entropy``: ``(...)``, the teacher's entropy at that temperature in nats; ``weights``:
+    ``(..., n)``, each token's share of the estimate (``None``: ``1/n`` each)."""
 
     indices: Tensor
     entropy: Tensor
     temperature: float
     vocab_size: int
+    weights: Tensor | None = None
+    _kept: int = field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.entropy.shape != self.indices.shape[:-1]:
             raise ValueError(f"sampled targets' entropy has shape {tuple(self.entropy.shape)}, "
                              f"expected {tuple(self.indices.shape[:-1])} (one per position)")
+        if self.weights is not None and self.weights.shape != self.indices.shape:
+            raise ValueError(f"sampled targets' weights have shape {tuple(self.weights.shape)}, "
+                             f"expected {tuple(self.indices.shape)} (one per token)")
         if self.n < 1:
             raise ValueError("sampled targets need at least one sample per position")
         if not self.temperature > 0:
@@ -58,40 +72,89 @@ class SampledTargets:
         """The shape dense logits would have: ``(..., vocab_size)``."""
         return torch.Size((*self.indices.shape[:-1], self.vocab_size))
 
+    @property
+    def kept(self) -> int:
+        """How many leading tokens are kept exactly (hybrid targets), not drawn."""
+        return self._kept
+
     @classmethod
     def from_logits(cls, logits: Tensor, n: int, temperature: float = 1.0, *,
-                    generator: torch.Generator | None = None) -> SampledTargets:
-        """Draw ``n`` tokens per position (with replacement) from ``softmax(logits / T)``."""
+                    top_k: int = 0, generator: torch.Generator | None = None
+                    ) -> SampledTargets:
+        """Draw ``n`` tokens per position (with replacement) from ``softmax(logits / T)``;
+        with ``top_k``, keep the k most likely tokens exactly and draw from the rest."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         vocab = logits.shape[-1]
+        if not 0 <= top_k < vocab:
+            raise ValueError(f"top_k must be within [0, {vocab - 1}], got {top_k}")
         log_p = F.log_softmax(logits.detach().float() / temperature, dim=-1)
         flat = log_p.reshape(-1, vocab)
-        drawn = torch.multinomial(flat.exp(), n, replacement=True, generator=generator)
-        entropy = -(flat.exp() * flat).nansum(-1)
-        return cls(drawn.reshape(*logits.shape[:-1], n),
-                   entropy.reshape(logits.shape[:-1]), float(temperature), vocab)
+        p = flat.exp()
+        entropy = -(p * flat).nansum(-1)
+        lead = logits.shape[:-1]
+        if not top_k:
+            drawn = torch.multinomial(p, n, replacement=True, generator=generator)
+            return cls(drawn.reshape(*lead, n), entropy.reshape(lead), float(temperature), vocab)
+        head, head_ids = p.topk(top_k, dim=-1)
+        tail = p.scatter(-1, head_ids, 0.0)
+        rest = tail.sum(-1, keepdim=True)
+        # a position whose top k hold everything: draw anything, at weight zero
+        drawn = torch.multinomial(torch.where(rest > 0, tail, torch.ones_like(tail)), n,
+                                  replacement=True, generator=generator)
+        return cls.hybrid(head_ids.reshape(*lead, top_k), head.reshape(*lead, top_k),
+                          drawn.reshape(*lead, n), rest.reshape(lead), entropy.reshape(lead),
+                          float(temperature), vocab)
+
+    @classmethod
+    def hybrid(cls, head_ids: Tensor, head_probs: Tensor, drawn: Tensor, rest: Tensor,
+               entropy: Tensor, temperature: float, vocab_size: int) -> SampledTargets:
+        """Top-k tokens with their probabilities, and n draws from the rest sharing ``rest``."""
+        n = drawn.shape[-1]
+        tail_weights = (rest.float() / n).unsqueeze(-1).expand(*rest.shape, n)
+        weights = torch.cat([head_probs.float(), tail_weights], -1)
+        weights = weights / weights.sum(-1, keepdim=True)  # stored rounded: sum exactly one
+        return cls(torch.cat([head_ids, drawn], -1), entropy, temperature, vocab_size, weights,
+                   int(head_ids.shape[-1]))
+
+    def _like(self, **changes) -> SampledTargets:
+        fields = dict(indices=self.indices, entropy=self.entropy, weights=self.weights)
+        fields.update(changes)
+        return SampledTargets(fields["indices"], fields["entropy"], self.temperature,
+                              self.vocab_size, fields["weights"], self._kept)
 
     def positions(self, sl: slice) -> SampledTargets:
-        return SampledTargets(self.indices[:, sl], self.entropy[:, sl], self.temperature,
-                              self.vocab_size)
+        return self._like(indices=self.indices[:, sl], entropy=self.entropy[:, sl],
+                          weights=None if self.weights is None else self.weights[:, sl])
+
+    def rows(self) -> SampledTargets:
+        """Positions flattened to one dimension: ``(positions, n)``."""
+        return self._like(indices=self.indices.reshape(-1, self.n),
+                          entropy=self.entropy.reshape(-1),
+                          weights=None if self.weights is None
+                          else self.weights.reshape(-1, self.n))
 
     def to(self, device: torch.device | str) -> SampledTargets:
-        return SampledTargets(self.indices.to(device), self.entropy.to(device), self.temperature,
-                              self.vocab_size)
+        return self._like(indices=self.indices.to(device), entropy=self.entropy.to(device),
+                          weights=None if self.weights is None else self.weights.to(device))
 
     def detach(self) -> SampledTargets:
-        return SampledTargets(self.indices.detach(), self.entropy.detach(), self.temperature,
-                              self.vocab_size)
+        return self._like(indices=self.indices.detach(), entropy=self.entropy.detach(),
+                          weights=None if self.weights is None else self.weights.detach())
 
     def is_finite(self) -> bool:
-        return bool(torch.isfinite(self.entropy).all())
+        finite = bool(torch.isfinite(self.entropy).all())
+        return finite and (self.weights is None or bool(torch.isfinite(self.weights).all()))
 
     def forward_kl(self, log_q: Tensor) -> Tensor:
         """The unbiased estimate of KL(p_T ‖ q_T) per position, from the student's
         log-probabilities at the same temperature ``log_q`` (``(positions, vocabulary)``,
         positions flattened as the indices are)."""
         ids = self.indices.reshape(-1, self.n).long()
-        return -log_q.gather(-1, ids).mean(-1) - self.entropy.reshape(-1).float()
+        picked = log_q.gather(-1, ids)
+        if self.weights is None:
+            return -picked.mean(-1) - self.entropy.reshape(-1).float()
+        weighted = (picked * self.weights.reshape(-1, self.n).float()).sum(-1)
+        return -weighted - self.entropy.reshape(-1).float()

@@ -228,15 +228,20 @@ def test_head_groups_go_with_width_only():
     assert HFPrunedStudent(arch="hf-pruned", size=0.5, way="width", head_groups=0.5)
 
 
-def test_a_recipe_distils_from_cached_sampled_targets(tmp_path, lm_recipe):
+@pytest.mark.parametrize(("targets", "name", "top_k"), [
+    ("samples = 8", "sampled8-T1-s0", None),
+    ("top_k = 4\nsamples = 4", "top4sampled4-T1-s0", 4),  # hybrid
+])
+def test_a_recipe_distils_from_cached_sampled_targets(tmp_path, lm_recipe, targets, name, top_k):
     text = lm_recipe.read_text().replace('model = "teacher"',
-                                         'model = "teacher"\noutputs = "cached"\nsamples = 8')
+                                         f'model = "teacher"\noutputs = "cached"\n{targets}')
     lm_recipe.write_text(text)
     assert main(["run", str(lm_recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     caches = list((tmp_path / "cache" / "teacher-outputs").iterdir())
-    assert len(caches) == 1 and "sampled8-T1-s0" in caches[0].name
+    assert len(caches) == 1 and name in caches[0].name
     manifest = json.loads((caches[0] / "manifest.json").read_text())
     assert manifest["fingerprint"]["settings"]["kind"] == "sampled"
+    assert manifest["fingerprint"]["settings"]["top_k"] == top_k
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["student"]["perplexity"] > 1
     reverse = text.replace('divergence = "forward"', 'divergence = "reverse"')
