@@ -14,6 +14,19 @@ from distill.data.base import NO_LABEL
 from distill.lm.heads import logits_at, read_outputs
 from distill.losses.divergences import divergence
 
+ECE_BINS = 15
+
+
+def _add_to_bins(bins: torch.Tensor, log_q: torch.Tensor, labels: torch.Tensor) -> None:
+    """Add the positions' confidence and correctness to their bins, ``(lo, hi]`` as
+    :func:`distill.evaluate.expected_calibration_error` bins them."""
+    top, predicted = log_q.max(-1)
+    confidence = top.exp().double()
+    where = (confidence * ECE_BINS).ceil().long().clamp(1, ECE_BINS) - 1
+    bins[0].index_add_(0, where, torch.ones_like(confidence))
+    bins[1].index_add_(0, where, confidence)
+    bins[2].index_add_(0, where, (predicted == labels).double())
+
 
 @torch.inference_mode()
 def lm_metrics(
@@ -25,8 +38,10 @@ def lm_metrics(
     chunk_size: int = 128,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """Perplexity over the positions that carry a label; with ``teacher``, also the mean
-    forward KL(teacher ‖ model) per token and top-1 agreement. Logits are made ``chunk_size``
+    """Perplexity over the positions that carry a label, and the calibration of the next-token
+    prediction (``ece``: |accuracy − confidence| of the most likely token over 15 equal-width
+    confidence bins, weighted by bin size); with ``teacher``, also the mean forward
+    KL(teacher ‖ model) per token and top-1 agreement. Logits are made ``chunk_size``
     positions at a time, so a 50k vocabulary never fills memory. ``teacher`` is a module or a
     teacher signal (e.g. a :class:`~distill.CachedTeacher` built on ``data``)."""
     was_training = model.training
@@ -34,6 +49,7 @@ def lm_metrics(
     if isinstance(teacher, nn.Module):
         teacher.eval().to(device)
     nll, kl, agree, tokens = 0.0, 0.0, 0, 0
+    bins = torch.zeros(3, ECE_BINS, dtype=torch.float64)  # count, confidence, correct per bin
     try:
         for batch in Batches(data, batch_size, shuffle=False):
             if batch.labels is None:
@@ -54,6 +70,7 @@ def lm_metrics(
                 log_q = F.log_softmax(logits_at(out, sl).float(), -1)[keep]
                 nll -= float(log_q.gather(-1, labels[:, sl][keep].unsqueeze(-1)).sum())
                 tokens += int(keep.sum())
+                _add_to_bins(bins, log_q, labels[:, sl][keep])
                 if ref is not None:
                     log_p = F.log_softmax(logits_at(ref, sl).float(), -1)[keep]
                     kl += float(divergence(log_p, log_q, "forward_kl").sum())
@@ -62,7 +79,10 @@ def lm_metrics(
         model.train(was_training)
     if tokens == 0:
         raise ValueError("no labeled positions to evaluate (every label is -100)")
-    scores = {"perplexity": math.exp(nll / tokens), "nll": nll / tokens, "tokens": tokens}
+    count, confidence, correct = bins
+    ece = float(((correct - confidence).abs()).sum() / count.sum())
+    scores = {"perplexity": math.exp(nll / tokens), "nll": nll / tokens, "tokens": tokens,
+              "ece": ece}
     if teacher is not None:
         scores.update(kl_to_teacher=kl / tokens, agreement=agree / tokens)
     return scores
