@@ -15,6 +15,7 @@ import copy
 import logging
 from typing import Any
 
+import torch
 from torch import nn
 
 from distill.api import distill, train_model
@@ -71,11 +72,14 @@ def fresh_student(state: RunState) -> nn.Module:
         cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion, **options)
                if spec.way == "depth" else prune_width(teacher, spec.size, state.train,
                                                        head_groups=spec.head_groups, **options))
+        if spec.init == "random":  # the same architecture, none of the teacher's weights
+            torch.manual_seed(recipe.train.seed)
+            cut = type(cut)(cut.config).eval()
         found = lm_metrics(cut, state.test)
         state.metrics["student_before_recovery"] = {
             "perplexity": found["perplexity"], "params": parameter_count(cut),
             "blocks": cut.config.num_hidden_layers,
-            "intermediate_size": cut.config.intermediate_size}
+            "intermediate_size": cut.config.intermediate_size, "init": spec.init}
         state.pruned_start = cut
     return copy.deepcopy(state.pruned_start)
 

@@ -170,6 +170,9 @@ class HFPrunedStudent(Section):
     criterion: Literal["cosine", "skip", "every-other"] = "skip"
     head_groups: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # width: share of KV groups
     calibration_batches: Count = 4
+    init: Literal["pruned", "random"] = "pruned"
+    """``random``: the cut's architecture with fresh weights (seeded by ``[train] seed``): what
+    starting from the teacher's own weights buys, measured at the same size."""
 
     @model_validator(mode="after")
     def _heads_are_width(self) -> HFPrunedStudent:

@@ -153,6 +153,24 @@ def test_a_student_cut_from_the_teacher_is_recovered_and_reported(tmp_path, make
         metrics["student"]["perplexity"], rel=1e-5)
 
 
+def test_the_cut_architecture_can_start_from_fresh_weights(tmp_path, make_llama, lm_recipe):
+    make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
+    text = lm_recipe.read_text().replace(
+        'arch = "hf-layers"\nlayers = [0]',
+        'arch = "hf-pruned"\nsize = 0.75\ncalibration_batches = 2\ninit = "random"').replace(
+        "enabled = true", "enabled = false")
+    lm_recipe.write_text(text)
+    out = tmp_path / "run"
+    assert main(["run", str(lm_recipe), "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    cut = metrics["student_before_recovery"]
+    assert cut["init"] == "random" and cut["params"] == metrics["student"]["params"]
+    assert cut["params"] <= 0.75 * metrics["teacher"]["params"]
+    # fresh weights know nothing: about as perplexed as a uniform guess over the vocabulary
+    vocab = json.loads((tmp_path / "teacher" / "config.json").read_text())["vocab_size"]
+    assert cut["perplexity"] > 0.5 * vocab
+
+
 def test_a_cut_student_is_refused_for_classifiers(tmp_path):
     from distill.recipes import parse_recipe
 
