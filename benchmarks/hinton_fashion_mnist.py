@@ -170,8 +170,15 @@ def run_job(
     source = distill.load(assistant_path) if variant.via_assistant else teacher
     torch.manual_seed(seed)
     student = distill.build_cnn((1, 28, 28), 10, **STUDENTS[variant.student])
+    # checkpointed every epoch, in a folder named by the job: a session that ends mid-job
+    # loses at most an epoch, and the next run with the same arguments goes on from there
+    blob = json.dumps({"variant": asdict(variant), "seed": seed, "teacher": teacher_path,
+                       "limit": limit}, sort_keys=True)
+    checkpoints = cache_dir() / "benchmark-checkpoints" / (
+        "hinton-" + hashlib.sha256(blob.encode()).hexdigest()[:16])
     settings = dict(epochs=variant.epochs, batch_size=128, lr=3e-3, seed=seed,
-                    augment=variant.augment, progress=False)
+                    augment=variant.augment, progress=False, checkpoint_dir=checkpoints,
+                    resume=True)
     started = time.perf_counter()
     if variant.teacher:
         data = train.with_scarce_labels(variant.labeled) if variant.labeled else train
