@@ -191,8 +191,10 @@ def run_job(
         data = train
         if variant.labeled:
             data = train.with_scarce_labels(variant.labeled).labeled()
-            # as many optimizer steps as a distilled run over the whole transfer set
-            settings["epochs"] = variant.epochs * -(-len(train) // 128) // -(-len(data) // 128)
+            # as many optimizer steps as a distilled run over the whole transfer set: the
+            # labeled images repeated to its size, so an epoch (and its evaluation) is one too
+            copies = -(-len(train) // len(data))
+            data = data.subset(torch.arange(len(data)).repeat(copies))
         result = distill.train_model(student, data, eval=test, **settings)
     seconds = time.perf_counter() - started
     student_pred = predict(student, test)
