@@ -2,8 +2,9 @@
 
 SmolLM2-135M-Instruct's next-token outputs on Shakespeare are cached once, dense (float16); every
 other kind is derived from that cache without running the teacher again: top-k (k = 5, 10, 50),
-sampled (n = 4, 12, 32 draws at T=1, :class:`distill.SampledTargets`) and a hybrid (the top 4
-tokens exactly, 6 draws from the rest). The 2-layer llama student of the language-model
+sampled (n = 4, 12, 15, 32 draws at T=1, :class:`distill.SampledTargets`; independent draws, or
+stratified ones: one per n-th of the cumulative distribution) and a hybrid (the top 4 tokens
+exactly, 6 draws from the rest). The 2-layer llama student of the language-model
 benchmarks (random init, the teacher's tokenizer) learns from each with ``TokenKDLoss`` (forward
 KL, T=1, alpha=1: the targets alone; the fused loss, logits in blocks), and from the text alone
 (cross-entropy, ``distill.train_model``) as the reference. Every row sees the same positions.
@@ -42,11 +43,20 @@ ROWS: dict[str, dict | None] = {
     "top-5": {"top_k": 5},
     "top-10": {"top_k": 10},
     "top-50": {"top_k": 50},
-    "sampled n=4": {"samples": 4},
-    "sampled n=12": {"samples": 12},
-    "sampled n=32": {"samples": 32},
-    "hybrid: top-4 + 6 draws": {"top_k": 4, "samples": 6},
+    "sampled n=4": {"samples": 4, "sampler": "multinomial"},  # independent draws
+    "sampled n=12": {"samples": 12, "sampler": "multinomial"},
+    "sampled n=32": {"samples": 32, "sampler": "multinomial"},
+    "sampled n=4, stratified": {"samples": 4, "sampler": "stratified"},
+    "sampled n=12, stratified": {"samples": 12, "sampler": "stratified"},
+    "sampled n=15, stratified": {"samples": 15, "sampler": "stratified"},
+    "sampled n=32, stratified": {"samples": 32, "sampler": "stratified"},
+    "hybrid: top-4 + 6 draws": {"top_k": 4, "samples": 6, "sampler": "multinomial"},
+    "hybrid top-4 + 6, stratified": {"top_k": 4, "samples": 6, "sampler": "stratified"},
 }
+# the table's names (the jobs keep the names they were first run under)
+LABELS = {"sampled n=4": "sampled n=4, independent", "sampled n=12": "sampled n=12, independent",
+          "sampled n=32": "sampled n=32, independent",
+          "hybrid: top-4 + 6 draws": "hybrid top-4 + 6, independent"}
 CHUNK = 64
 METRICS = ("perplexity", "kl_to_teacher", "agreement", "ece", "positions_per_second", "peak_mib")
 
@@ -96,7 +106,7 @@ def markdown(record: dict) -> str:
     for name, row in record["rows"].items():
         size = "–" if row["bytes_per_token"] is None else f"{row['bytes_per_token']:,.0f}"
         p, kl, a, e = (row[m] for m in ("perplexity", "kl_to_teacher", "agreement", "ece"))
-        out.append(f"| {name} | {size} | {p['mean']:.1f} ± {p['std']:.1f} | "
+        out.append(f"| {LABELS.get(name, name)} | {size} | {p['mean']:.1f} ± {p['std']:.1f} | "
                    f"{kl['mean']:.3f} ± {kl['std']:.3f} | {100 * a['mean']:.1f} ± "
                    f"{100 * a['std']:.1f}% | {e['mean']:.3f} ± {e['std']:.3f} | "
                    f"{row['positions_per_second']['mean']:.0f} | "
@@ -120,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         if not spec:
             cache = dense
         else:  # derived from the dense cache: the teacher does not run again
-            label = "-".join(f"{k}{v}" for k, v in spec.items())
+            label = "-".join(f"{k}{v}" for k, v in spec.items() if k != "sampler")
+            label += "-stratified" if spec.get("sampler") == "stratified" else ""
             source = distill.CachedTeacher(dense.path, verify="size")
             cache = distill.cache_teacher(source, data.train_ds, folder / label,
                                           dtype="float16", batch_size=4, progress=True,

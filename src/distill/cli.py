@@ -146,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--temperature", type=float, default=1.0,
                        help="with --samples: the temperature the tokens are drawn at")
     cache.add_argument("--seed", type=int, default=0, help="with --samples: the draws' seed")
+    cache.add_argument("--sampler", choices=["stratified", "multinomial"], default="stratified",
+                       help="with --samples: one draw per n-th of the teacher's cumulative "
+                       "distribution (less noisy), or independent draws")
     cache.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     cache.add_argument("--batch-size", type=int, default=256)
     cache.add_argument("--overwrite", action="store_true",
@@ -375,6 +378,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     cache = cache_teacher(
         load(args.model, trust_code=args.trust_code), data, args.out, top_k=args.top_k,
         samples=args.samples, temperature=args.temperature, seed=args.seed,
+        sampler=args.sampler,
         dtype=args.dtype, batch_size=args.batch_size, overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )

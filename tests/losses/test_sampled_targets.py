@@ -129,3 +129,30 @@ def test_hybrid_targets_give_the_same_loss_fused_or_not(fused):
     TokenKDLoss("forward", temperature=2.0, alpha=0.5, fused=False)(
         reference, hybrid, labels).backward()
     torch.testing.assert_close(z.grad, reference.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_stratified_draws_are_unbiased_and_far_less_noisy(top_k):
+    g = torch.Generator().manual_seed(6)
+    teacher, student = torch.randn(VOCAB, generator=g) * 2, torch.randn(VOCAB, generator=g)
+    _, dense_grad = _value_and_grad(student, teacher.expand(1, 1, VOCAB), 1.0, 1)
+
+    def draws(sampler: str) -> SampledTargets:
+        return SampledTargets.from_logits(teacher.expand(1, DRAWS, VOCAB), 6, top_k=top_k,
+                                          sampler=sampler,
+                                          generator=torch.Generator().manual_seed(0))
+
+    stratified = draws("stratified")
+    _, grad = _value_and_grad(student, stratified, 1.0, DRAWS)
+    assert (grad - dense_grad).abs().max() < 5 * 0.5 / (6 * DRAWS) ** 0.5  # unbiased
+
+    def spread(targets: SampledTargets) -> float:
+        z = torch.log_softmax(student.expand(DRAWS, VOCAB), -1)
+        return float(targets.rows().forward_kl(z).std())
+
+    assert spread(stratified) < 0.75 * spread(draws("multinomial"))
+
+
+def test_an_unknown_sampler_is_refused():
+    with pytest.raises(ValueError, match="sampler must be one of multinomial, stratified"):
+        SampledTargets.from_logits(torch.randn(1, 2, VOCAB), 4, sampler="sorted")

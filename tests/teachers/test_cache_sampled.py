@@ -188,3 +188,18 @@ def test_hybrid_caches_keep_the_top_k_exactly_and_draw_the_rest(tmp_path, teache
     assert torch.equal(again.logits(torch.zeros(1), torch.arange(ROWS)).indices, rows.indices)
     with pytest.raises(StaleCacheError):
         _build(teacher, data, tmp_path / "h", samples=3)  # pure sampling: other settings
+
+
+def test_the_sampler_is_part_of_the_cache_settings(tmp_path, teacher_and_data):
+    teacher, data = teacher_and_data
+    cache = _build(teacher, data, tmp_path / "s")  # stratified, the default
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["fingerprint"]["settings"]["sampler"] == "stratified"
+    rows = cache.logits(torch.zeros(1), torch.arange(ROWS))
+    assert rows.indices.shape == (ROWS, 6)
+    with pytest.raises(StaleCacheError, match="built differently"):
+        _build(teacher, data, tmp_path / "s", sampler="multinomial")  # another cache
+    plain = _build(teacher, data, tmp_path / "m", sampler="multinomial")
+    settings = json.loads((tmp_path / "m" / "manifest.json").read_text())["fingerprint"]
+    assert "sampler" not in settings["settings"]  # as caches written before samplers were one
+    assert plain.rows == ROWS

@@ -85,6 +85,9 @@ class TeacherOutputs(Section):
     """With ``outputs = "cached"``: keep n tokens drawn from the teacher at the loss's
     temperature (sampled targets: an unbiased forward KL). With ``top_k`` too (hybrid): the k
     most likely tokens exactly, and the n draws from the rest."""
+    sampler: Literal["stratified", "multinomial"] = "stratified"
+    """With ``samples``: one draw per n-th of the teacher's cumulative distribution
+    (``stratified``, less noisy) or n independent draws."""
     cache_dtype: Literal["float16", "float32"] = "float16"
     cache_path: FilePath | None = None
     """Where the cached outputs live (default: inside distill's cache folder)."""

@@ -30,7 +30,7 @@ from distill.teachers import CachedTeacher, Ensemble, cache_teacher
 log = logging.getLogger("distill")
 
 # how the teacher's outputs are delivered, not what the teacher is
-OUTPUT_FIELDS = ("cache", "outputs", "top_k", "samples", "cache_dtype", "cache_path",
+OUTPUT_FIELDS = ("cache", "outputs", "top_k", "samples", "sampler", "cache_dtype", "cache_path",
                  "attention")
 _WEIGHTS_ONLY = {**dict.fromkeys(OUTPUT_FIELDS, True), "train": {"threads"}, "trust_code": True,
                  "sha256": True}
@@ -156,9 +156,10 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     kind = f"top{spec.top_k}" if spec.top_k else ""
     if spec.samples:  # with top_k: hybrid
         kind += f"sampled{spec.samples}-T{recipe.loss.temperature:g}-s{recipe.train.seed}"
+        kind += "" if spec.sampler == "stratified" else f"-{spec.sampler}"
     kind = kind or "dense"
     sampling = ({"samples": spec.samples, "temperature": recipe.loss.temperature,
-                 "seed": recipe.train.seed} if spec.samples else {})
+                 "seed": recipe.train.seed, "sampler": spec.sampler} if spec.samples else {})
     managed = spec.cache_path is None
     path = spec.cache_path or (
         cache_dir() / "teacher-outputs"

@@ -99,6 +99,7 @@ class Settings(_Strict):
     samples: Annotated[int, Field(ge=1, le=1 << 16)] | None = None
     temperature: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)] | None = None
     seed: Annotated[int, Field(ge=0, le=(1 << 63) - 1)] | None = None
+    sampler: Literal["multinomial", "stratified"] | None = None  # None: multinomial
 
 
 class Fingerprint(_Strict):
@@ -205,6 +206,9 @@ def _layout_problems(m: Manifest) -> list[str]:
             settings.kind != "sampled" and any(v is not None for v in sampling)):
         problems.append(f"fingerprint.settings: samples, temperature and seed go with the kind "
                         f"'sampled' (all three), not with {settings.kind!r}")
+    if settings.sampler is not None and settings.kind != "sampled":
+        problems.append(f"fingerprint.settings.sampler: goes with the kind 'sampled', not with "
+                        f"{settings.kind!r}")
     if m.shards:
         for key in ("shard_rows", "vocab_size", "row_shape"):
             if getattr(m, key) is None:

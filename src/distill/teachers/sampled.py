@@ -79,14 +79,24 @@ class SampledTargets:
 
     @classmethod
     def from_logits(cls, logits: Tensor, n: int, temperature: float = 1.0, *,
-                    top_k: int = 0, generator: torch.Generator | None = None
-                    ) -> SampledTargets:
-        """Draw ``n`` tokens per position (with replacement) from ``softmax(logits / T)``;
-        with ``top_k``, keep the k most likely tokens exactly and draw from the rest."""
+                    top_k: int = 0, sampler: str = "multinomial",
+                    generator: torch.Generator | None = None) -> SampledTargets:
+        """Draw ``n`` tokens per position from ``softmax(logits / T)``; with ``top_k``, keep
+        the k most likely tokens exactly and draw from the rest.
+
+        ``sampler``: ``"multinomial"``, n independent draws; ``"stratified"``, one draw from
+        each n-th of the cumulative distribution (systematic sampling: ``u_j = (j + U) / n``
+        with one uniform ``U`` per position). Every draw is still distributed as ``p`` on
+        average, so the estimate stays unbiased, but a token holding a share ``p ≥ 1/n`` is
+        drawn ``⌊n·p⌋`` or ``⌈n·p⌉`` times instead of anything from 0 to n: far less noise
+        at the same bytes.
+        """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         vocab = logits.shape[-1]
         if not 0 <= top_k < vocab:
             raise ValueError(f"top_k must be within [0, {vocab - 1}], got {top_k}")
@@ -96,14 +106,13 @@ class SampledTargets:
         entropy = -(p * flat).nansum(-1)
         lead = logits.shape[:-1]
         if not top_k:
-            drawn = torch.multinomial(p, n, replacement=True, generator=generator)
+            drawn = _draw(p, n, sampler, generator)
             return cls(drawn.reshape(*lead, n), entropy.reshape(lead), float(temperature), vocab)
         head, head_ids = p.topk(top_k, dim=-1)
         tail = p.scatter(-1, head_ids, 0.0)
         rest = tail.sum(-1, keepdim=True)
         # a position whose top k hold everything: draw anything, at weight zero
-        drawn = torch.multinomial(torch.where(rest > 0, tail, torch.ones_like(tail)), n,
-                                  replacement=True, generator=generator)
+        drawn = _draw(torch.where(rest > 0, tail, torch.ones_like(tail)), n, sampler, generator)
         return cls.hybrid(head_ids.reshape(*lead, top_k), head.reshape(*lead, top_k),
                           drawn.reshape(*lead, n), rest.reshape(lead), entropy.reshape(lead),
                           float(temperature), vocab)
@@ -158,3 +167,18 @@ class SampledTargets:
             return -picked.mean(-1) - self.entropy.reshape(-1).float()
         weighted = (picked * self.weights.reshape(-1, self.n).float()).sum(-1)
         return -weighted - self.entropy.reshape(-1).float()
+
+
+SAMPLERS = ("multinomial", "stratified")
+
+
+def _draw(weights: Tensor, n: int, sampler: str, generator: torch.Generator | None) -> Tensor:
+    """``n`` token ids per row of non-negative ``weights`` ``(rows, vocabulary)``."""
+    if sampler == "multinomial":
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    cdf = weights.double().cumsum(-1)
+    total = cdf[:, -1:]
+    offset = torch.rand(len(weights), 1, generator=generator, dtype=torch.float64)
+    points = (torch.arange(n, dtype=torch.float64) + offset) / n * total
+    # the first token whose cumulative weight passes the point: zero-weight tokens never are
+    return torch.searchsorted(cdf, points, right=True).clamp_(max=weights.shape[-1] - 1)
