@@ -27,7 +27,11 @@ def cache_dir(tmp_path_factory, monkeypatch):
 def killed_run():
     """``kill(command, env, out)``: start ``command --out out``, SIGKILL it once the student's
     checkpoint holds 2 finished epochs (its training state included), and check nothing that
-    looks finished was written. ``learning(history)``: what epochs learned, not their times."""
+    looks finished was written. ``alongside(command, env, out)``: a block during which
+    ``command --out out`` runs in the background (the uninterrupted run beside the killed and
+    resumed ones: the box has two cores and each run uses one thread), checked to exit 0 when
+    the block ends. ``learning(history)``: what epochs learned, not their times."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -51,8 +55,23 @@ def killed_run():
         run.wait()
         assert not (out / "metrics.json").exists()  # nothing that looks finished
 
+    @contextlib.contextmanager
+    def alongside(command: list[str], env: dict[str, str], out):
+        log = out.parent / f"{out.name}.log"
+        with open(log, "wb") as sink:
+            run = subprocess.Popen([*command, "--out", str(out)], env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT)
+        try:
+            yield run
+            code = run.wait(timeout=300)
+        finally:
+            if run.poll() is None:  # the block failed or timed out: leave nothing running
+                run.kill()
+                run.wait()
+        assert code == 0, log.read_text()[-3000:]
+
     def learning(history: list[dict]) -> list[dict]:
         return [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")}
                 for h in history]
 
-    return SimpleNamespace(kill=kill, learning=learning)
+    return SimpleNamespace(kill=kill, alongside=alongside, learning=learning)

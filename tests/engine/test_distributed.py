@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import distill
+from distill.cli import main
 from distill.data.digits import load_digits
 from distill.engine import resume
 
@@ -114,20 +115,29 @@ batch_sizes = [1]
 """
 
 
-def test_the_same_recipe_runs_on_two_processes_under_torchrun(tmp_path):
+def test_the_same_recipe_runs_on_two_processes_under_torchrun(tmp_path, monkeypatch):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_CACHE": str(tmp_path / "cache")}
-    cli = ["-m", "distill.cli", "run", str(recipe), "--no-progress", "--quiet", "--out"]
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         *cli, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("| student |") == 1  # one rank reports
+    cli = ["run", str(recipe), "--no-progress", "--quiet", "--out"]
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        launch = subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+             "2", "-m", "distill.cli", *cli, str(tmp_path / "two")], env=env, stdout=out,
+            stderr=err)
+    try:
+        # meanwhile the same recipe in one process, this one (its start-up is paid already),
+        # with its own cache: the teacher trained again, alone
+        monkeypatch.setenv("DISTILL_CACHE", str(tmp_path / "cache-one"))
+        assert main([*cli, str(tmp_path / "one")]) == 0
+        code = launch.wait(timeout=300)
+    finally:
+        if launch.poll() is None:  # this process failed: torchrun stops its workers
+            launch.terminate()
+            launch.wait(timeout=60)
+    assert code == 0, (tmp_path / "err.txt").read_text()[-3000:]
+    assert (tmp_path / "out.txt").read_text().count("| student |") == 1  # one rank reports
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    env["DISTILL_CACHE"] = str(tmp_path / "cache-one")  # the teacher trained again, alone
-    subprocess.run([sys.executable, *cli, str(tmp_path / "one")], env=env, check=True,
-                   capture_output=True, timeout=300)
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     # teacher, cached outputs, student and baseline all trained on two ranks: the same
     # numbers as one process, up to the order of floating-point sums (a test sample or two)

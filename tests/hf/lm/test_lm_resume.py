@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+
+from distill.cli import main
+from distill.engine import resume
 
 RECIPE = """
 name = "mini"
@@ -29,7 +31,7 @@ calibration_batches = 2
 divergence = "forward"
 alpha = 0.9
 [train]
-epochs = 30
+epochs = 8
 batch_size = 4
 threads = 1
 [baseline]
@@ -41,20 +43,26 @@ batch_sizes = [1]
 
 
 def test_a_killed_mini_tier_run_resumes_to_the_same_student(tmp_path, make_llama, lm_tokenizer,
-                                                              documents, killed_run):
+                                                              documents, killed_run,
+                                                              monkeypatch):
     make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
     lm_tokenizer.save_pretrained(tmp_path / "teacher")
     (tmp_path / "corpus.txt").write_text("\n\n".join(documents))
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "distill.cli", "run", str(recipe), "--no-progress",
-               "--quiet"]
-    subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, check=True,
-                   capture_output=True)
-    killed_run.kill(command, env, tmp_path / "cut")
-    subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], env=env,
-                   check=True, capture_output=True)
+    args = ["run", str(recipe), "--no-progress", "--quiet"]
+    command = [sys.executable, "-m", "distill.cli", *args]
+    # the uninterrupted run on the other core, with its own cache
+    with killed_run.alongside(command, {**env, "DISTILL_CACHE": str(tmp_path / "cache-whole")},
+                              tmp_path / "whole"):
+        killed_run.kill(command, env, tmp_path / "cut")
+        killed_at = resume.read(tmp_path / "cut" / "checkpoints" / "student")[1]["epoch"]
+        assert killed_at < 8  # epochs left for the resumed run to train
+        # resumed by the CLI in this process (torch and transformers imported already): from
+        # what the killed process left on disk, as a new process would
+        monkeypatch.setenv("DISTILL_CACHE", env["DISTILL_CACHE"])
+        assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert resumed["student_before_recovery"] == whole["student_before_recovery"]
