@@ -84,11 +84,14 @@ def _edit_shard(folder, field, change):
 @pytest.mark.parametrize(("field", "change", "message"), [
     ("indices", lambda a: a.__setitem__((0, 0), 7), "an index outside the vocabulary"),
     ("entropy", lambda a: a.__setitem__(0, np.nan), "NaN or Inf"),
+    ("probs", lambda a: a.__setitem__((0, 0), -0.5), r"a probability outside \[0, 1\]"),
+    ("rest", lambda a: a.__setitem__(0, np.nan), r"a probability outside \[0, 1\]"),
 ])
 def test_damaged_draws_are_refused_when_read(tmp_path, teacher_and_data, field, change,
                                              message):
     teacher, data = teacher_and_data
-    _build(teacher, data, tmp_path / "c")
+    hybrid = {"top_k": 2} if field in ("probs", "rest") else {}
+    _build(teacher, data, tmp_path / "c", **hybrid)
     _edit_shard(tmp_path / "c", field, change)
     cache = CachedTeacher(tmp_path / "c")
     with pytest.raises(CacheError, match=message):

@@ -135,13 +135,17 @@ class CachedTeacher:
     def _checked(self, rows: np.ndarray, shard_id: int, field: str) -> np.ndarray:
         """Stored rows as read: never an index outside the vocabulary, never NaN or Inf (the
         writer stores neither), so damage that slipped past a size-only check stays an error."""
+        what = "NaN or Inf"
         if field == "indices":
+            what = "an index outside the vocabulary"
             bad = rows.size and (int(rows.min()) < 0 or int(rows.max()) >= self.vocab_size)
+        elif field in ("probs", "rest") and self.kind == "sampled":  # hybrid: probabilities
+            bad = not bool(((rows >= 0) & (rows <= 1)).all())  # NaN fails both
+            what = "a probability outside [0, 1] (or NaN)"
         else:
             bad = not bool(np.isfinite(rows).all())
         if bad:
             file = self.shards[shard_id].files[field]["file"]
-            what = "an index outside the vocabulary" if field == "indices" else "NaN or Inf"
             raise CacheError(f"{self.path / file}: shard {shard_id} ({field}) holds {what}; "
                              "the cache is damaged, rebuild it")
         return rows
