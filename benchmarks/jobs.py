@@ -95,3 +95,31 @@ def write_record(record: dict[str, Any], out: Path, started: float, summary: str
     atomic.write_json(out, record)
     print(summary)
     print(f"wrote {out}")
+
+
+def peak_reset() -> None:
+    """Reset this process's resident-memory high-water mark to what is resident now."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def resident_mib(field: str = "VmHWM") -> float:
+    """``VmHWM`` (the high-water mark since :func:`peak_reset`) or ``VmRSS``, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed_steps(step: Callable[[], None], repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds and peak MiB above the resident baseline of each of ``repeats`` calls of
+    ``step`` (after one untimed warm-up call: lazy initialisation, allocator pools)."""
+    step()
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        peak_reset()
+        baseline = resident_mib("VmRSS")
+        started = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - started)
+        peaks.append(resident_mib() - baseline)
+    return seconds, peaks

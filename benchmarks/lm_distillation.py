@@ -35,7 +35,14 @@ from distill.lm import OnPolicy, lm_metrics
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+from jobs import (  # noqa: E402
+    machine,
+    mean_std,
+    peak_reset,
+    resident_mib,
+    run_jobs,
+    write_record,
+)
 from lm_data import (  # noqa: E402
     STUDENT,
     TRAIN,
@@ -55,19 +62,8 @@ VARIANTS = {
 CHUNK = 64  # positions per chunk of logits
 
 
-def _peak_reset() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # the job's own high-water mark from here
-
-
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_job(job: dict) -> dict:
-    _peak_reset()
+    peak_reset()
     train = torch.load(job["train"], weights_only=True)
     held = torch.load(job["held_out"], weights_only=True)
     vocab = job["vocab"]
@@ -95,7 +91,7 @@ def run_job(job: dict) -> dict:
     positions = train.shape[0] * (train.shape[1] - 1) * job["epochs"]
     return {"perplexity": scores["perplexity"], "kl_to_teacher": scores["kl_to_teacher"],
             "agreement": scores["agreement"], "train_seconds": seconds,
-            "positions_per_second": positions / seconds, "peak_mib": _peak_mib()}
+            "positions_per_second": positions / seconds, "peak_mib": resident_mib()}
 
 
 def markdown(record: dict) -> str:

@@ -29,19 +29,12 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, write_record  # noqa: E402
+from jobs import machine, resident_mib, timed_steps, write_record  # noqa: E402
 
 DIVERGENCE = "jsd"  # the heaviest of the three: both distributions and their mixture
 # glibc keeps freed heap memory for reuse, which would hide a step's allocations behind what
 # the warm-up step left resident; fixed thresholds hand large blocks back to the kernel at once
 CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure(chunk: int | None, batch: int, length: int, repeats: int) -> dict:
@@ -65,17 +58,10 @@ def measure(chunk: int | None, batch: int, length: int, repeats: int) -> dict:
         value.backward()
         student.zero_grad(set_to_none=True)
 
-    step()  # warm-up: lazy initialisation, allocator pools
-    seconds, peaks = [], []
-    for _ in range(repeats):
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to now
-        baseline = _status_kib("VmRSS")
-        started = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - started)
-        peaks.append(_status_kib("VmHWM") - baseline)
+    seconds, peaks = timed_steps(step, repeats)
+    baseline = resident_mib("VmRSS")
     return {"chunk_size": chunk, "step_seconds": statistics.median(seconds),
-            "peak_mib": statistics.median(peaks) / 1024, "baseline_mib": baseline / 1024}
+            "peak_mib": statistics.median(peaks), "baseline_mib": baseline}
 
 
 def main(argv: list[str] | None = None) -> int:

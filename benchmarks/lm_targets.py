@@ -33,7 +33,14 @@ from distill.lm import lm_metrics
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+from jobs import (  # noqa: E402
+    machine,
+    mean_std,
+    peak_reset,
+    resident_mib,
+    run_jobs,
+    write_record,
+)
 from lm_data import STUDENT, TRAIN, begin, build_student, dataset  # noqa: E402
 
 # row name -> cache settings (None: cross-entropy on the text)
@@ -61,19 +68,8 @@ CHUNK = 64
 METRICS = ("perplexity", "kl_to_teacher", "agreement", "ece", "positions_per_second", "peak_mib")
 
 
-def _peak_reset() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # the job's own high-water mark from here
-
-
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_job(job: dict) -> dict:
-    _peak_reset()
+    peak_reset()
     train = torch.load(job["train"], weights_only=True)
     held = torch.load(job["held_out"], weights_only=True)
     vocab = job["vocab"]
@@ -93,7 +89,7 @@ def run_job(job: dict) -> dict:
     positions = train.shape[0] * (train.shape[1] - 1) * job["epochs"]
     return {**{m: scores[m] for m in ("perplexity", "kl_to_teacher", "agreement", "ece")},
             "train_seconds": seconds, "positions_per_second": positions / seconds,
-            "peak_mib": _peak_mib()}
+            "peak_mib": resident_mib()}
 
 
 def markdown(record: dict) -> str:

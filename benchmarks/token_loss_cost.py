@@ -32,7 +32,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from jobs import machine, write_record  # noqa: E402
+from jobs import machine, resident_mib, timed_steps, write_record  # noqa: E402
 
 CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 # row name -> (target kind, size, fused)
@@ -46,13 +46,6 @@ ROWS = {
     "sampled 12 (autograd)": ("sampled", 12, False),
     "sampled 12": ("sampled", 12, True),
 }
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure(row: str, batch: int, length: int, chunk: int, repeats: int) -> dict:
@@ -90,18 +83,11 @@ def measure(row: str, batch: int, length: int, chunk: int, repeats: int) -> dict
         value.backward()
         student.zero_grad(set_to_none=True)
 
-    step()  # warm-up: lazy initialisation, allocator pools
-    seconds, peaks = [], []
-    for _ in range(repeats):
-        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to now
-        baseline = _status_kib("VmRSS")
-        started = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - started)
-        peaks.append(_status_kib("VmHWM") - baseline)
+    seconds, peaks = timed_steps(step, repeats)
+    baseline = resident_mib("VmRSS")
     return {"row": row, "kind": kind, "size": size, "fused": fused,
             "step_seconds": statistics.median(seconds), "all_seconds": seconds,
-            "peak_mib": statistics.median(peaks) / 1024, "baseline_mib": baseline / 1024}
+            "peak_mib": statistics.median(peaks), "baseline_mib": baseline}
 
 
 def main(argv: list[str] | None = None) -> int:
