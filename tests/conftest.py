@@ -24,17 +24,21 @@ def cache_dir(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def killed_run():
+def killed_run(monkeypatch):
     """``kill(command, env, out)``: start ``command --out out``, SIGKILL it once the student's
     checkpoint holds 2 finished epochs (its training state included), and check nothing that
     looks finished was written. ``alongside(command, env, out)``: a block during which
     ``command --out out`` runs in the background (the uninterrupted run beside the killed and
     resumed ones: the box has two cores and each run uses one thread), checked to exit 0 when
-    the block ends. ``learning(history)``: what epochs learned, not their times."""
+    the block ends. ``whole_and_resumed(recipe, env, root, epochs)``: the recipe's metrics run
+    uninterrupted, and killed then resumed. ``learning(history)``: what epochs learned, not
+    their times."""
     import contextlib
+    import json
     import os
     import signal
     import subprocess
+    import sys
     import time
     from types import SimpleNamespace
 
@@ -70,8 +74,28 @@ def killed_run():
                 run.wait()
         assert code == 0, log.read_text()[-3000:]
 
+    def whole_and_resumed(recipe, env: dict[str, str], root, epochs: int) -> tuple[dict, dict]:
+        from distill.cli import main
+
+        args = ["run", str(recipe), "--no-progress", "--quiet"]
+        command = [sys.executable, "-m", "distill.cli", *args]
+        # the uninterrupted run on the other core, with its own cache (it trains the same
+        # teacher, seeded, rather than read one the killed run may be writing)
+        with alongside(command, {**env, "DISTILL_CACHE": str(root / "cache-whole")},
+                       root / "whole"):
+            kill(command, env, root / "cut")
+            killed_at = resume.read(root / "cut" / "checkpoints" / "student")[1]["epoch"]
+            assert killed_at < epochs  # epochs left for the resumed run to train
+            # resumed by the CLI in this process (torch imported already): from what the
+            # killed process left on disk, as a new process would
+            monkeypatch.setenv("DISTILL_CACHE", env["DISTILL_CACHE"])
+            assert main([*args, "--out", str(root / "cut"), "--resume"]) == 0
+        return tuple(json.loads((root / name / "metrics.json").read_text())
+                     for name in ("whole", "cut"))
+
     def learning(history: list[dict]) -> list[dict]:
         return [{k: v for k, v in h.items() if k not in ("seconds", "samples_per_s")}
                 for h in history]
 
-    return SimpleNamespace(kill=kill, alongside=alongside, learning=learning)
+    return SimpleNamespace(kill=kill, alongside=alongside, whole_and_resumed=whole_and_resumed,
+                           learning=learning)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 import pytest
 import torch
 
 import distill
-from distill.cli import main
 from distill.data.digits import load_digits
 from distill.engine import resume
 from distill.engine.callbacks import Callback
@@ -92,26 +89,11 @@ batch_sizes = [1]
 """
 
 
-def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path, killed_run,
-                                                                     monkeypatch):
+def test_distill_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path, killed_run):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache")}
-    args = ["run", str(recipe), "--no-progress", "--quiet"]
-    command = [sys.executable, "-m", "distill.cli", *args]
-    # the uninterrupted run on the other core, with its own cache (it trains the same
-    # teacher, seeded, rather than read one the killed run may be writing)
-    with killed_run.alongside(command, {**env, "DISTILL_CACHE": str(tmp_path / "cache-whole")},
-                              tmp_path / "whole"):
-        killed_run.kill(command, env, tmp_path / "cut")
-        killed_at = resume.read(tmp_path / "cut" / "checkpoints" / "student")[1]["epoch"]
-        assert killed_at < 8  # epochs left for the resumed run to train
-        # resumed by the CLI in this process (torch imported already): from what the killed
-        # process left on disk, as a new process would
-        monkeypatch.setenv("DISTILL_CACHE", env["DISTILL_CACHE"])
-        assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
-    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
-    resumed = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    whole, resumed = killed_run.whole_and_resumed(recipe, env, tmp_path, epochs=8)
     assert (killed_run.learning(resumed["history"]["student"])
             == killed_run.learning(whole["history"]["student"]))
     for key in ("accuracy", "agreement", "kl_to_teacher", "nll"):
