@@ -27,12 +27,15 @@ def causal_blocks(
     block_length: int,
     *,
     max_blocks: int | None = None,
+    spread: bool = False,
     name: str = "text",
 ) -> TokenizedText:
     """Documents joined by EOS and cut into blocks of ``block_length`` positions.
 
     A block of ``block_length + 1`` tokens gives ``block_length`` inputs and their next tokens;
-    no position is padding. ``max_blocks`` keeps the first blocks only (a token budget).
+    no position is padding. ``max_blocks`` keeps the first blocks only (a token budget), or
+    with ``spread`` that many blocks evenly spaced over the whole text (a held-out sample that
+    covers every document, not just the first ones).
     """
     if block_length < 1:
         raise ValueError(f"block_length must be >= 1, got {block_length}")
@@ -42,17 +45,20 @@ def causal_blocks(
         ids += _token_ids(tokenizer, text)
         if eos is not None:
             ids.append(int(eos))
-    count = (len(ids) - 1) // block_length
-    if max_blocks is not None:
-        count = min(count, max_blocks)
+    total = (len(ids) - 1) // block_length
+    count = total if max_blocks is None else min(total, max_blocks)
     if count < 1:
         raise ValueError(
             f"{name}: {len(ids)} tokens make no block of {block_length} positions; give more text "
             "or a shorter block_length"
         )
-    flat = torch.tensor(ids[: count * block_length + 1], dtype=torch.long)
-    inputs = flat[:-1].reshape(count, block_length).clone()  # not views of one storage:
-    labels = flat[1:].reshape(count, block_length).clone()  # masking labels must not edit inputs
+    flat = torch.tensor(ids[: total * block_length + 1], dtype=torch.long)
+    inputs = flat[:-1].reshape(total, block_length)
+    labels = flat[1:].reshape(total, block_length)
+    keep = (torch.linspace(0, total - 1, count).round().long() if spread
+            else torch.arange(count))
+    inputs = inputs[keep].clone()  # not views of one storage:
+    labels = labels[keep].clone()  # masking labels must not edit inputs
     encodings = {"input_ids": inputs, "attention_mask": torch.ones_like(inputs)}
     info = DatasetInfo(name, (block_length,), _vocab_size(tokenizer), task="causal-lm")
     return TokenizedText(encodings, labels, info)

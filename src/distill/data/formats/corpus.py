@@ -4,7 +4,9 @@
 a ``.jsonl`` file: one document per line in ``text_field``, or instruction pairs in
 ``prompt_field`` + ``completion_field`` (only the completion's tokens are learned). Plain text
 is joined by EOS and cut into ``block_length``-token blocks; pairs are padded to
-``max_length``. ``test_fraction`` holds out whole documents (seeded), never half of one.
+``max_length``. ``test_fraction`` holds out whole documents (seeded), never half of one. A
+plain-text ``test`` beside pair training data (say, a teacher's generations) is scored as
+blocks: perplexity on real text.
 The datasets declare ``task = "causal-lm"``, so they are scored by perplexity.
 """
 
@@ -40,6 +42,9 @@ class CorpusOptions(SourceOptions):
     """Plain text: tokens per training block."""
     max_blocks: int | None = Field(default=None, gt=0)
     """Plain text: keep the first blocks only (a token budget)."""
+    test_blocks: int | None = Field(default=None, gt=0)
+    """Plain text: blocks of the test split, spread evenly over all of it (default: the
+    first ``max_blocks``). Bounds what every evaluation costs without dropping documents."""
     max_length: int = Field(default=128, gt=0)
     """Prompt + completion pairs: tokens per pair (longer ones are cut)."""
 
@@ -138,12 +143,14 @@ class CorpusFormat(DataFormat):
 
         def tokenized(documents: list[Document], split: str) -> Any:
             name = f"{Path(options.path).name}/{split}"
-            if options.prompt_field is not None:
+            if documents and isinstance(documents[0], tuple):  # a .txt test beside pairs
                 prompts, completions = zip(*documents, strict=True)
                 return prompt_completions(list(prompts), list(completions), tokenizer,
                                           max_length=options.max_length, name=name)
+            spread = split == "test" and options.test_blocks is not None
             return causal_blocks(documents, tokenizer, options.block_length,  # type: ignore[arg-type]
-                                 max_blocks=options.max_blocks, name=name)
+                                 max_blocks=options.test_blocks if spread else options.max_blocks,
+                                 spread=spread, name=name)
 
         splits = {k: tokenized(v, k) for k, v in _splits(options).items()}
         preprocessing = {"kind": "text", "block_length": options.block_length,

@@ -1,0 +1,183 @@
+"""Recovering SmolLM2-135M cut to half: distillation against cross-entropy at equal tokens.
+
+Every row is `distill run` on a variant of `recipes/smollm2-shakespeare-mini.toml` (the same
+loader, steps and metrics a user gets), with the training text bounded to ``--blocks`` blocks of
+256 tokens and the held-out plays to ``--test-blocks`` blocks spread over all six of them. Each
+run writes its folder under ``runs/recovery/`` and resumes there; finished runs are recorded in
+``benchmarks/results/lm_recovery.jobs.jsonl`` (benchmarks/jobs.py), so an interrupted benchmark
+redoes only what is missing.
+
+Rows (each run trains the distilled student and, as its baseline, the same start on the text
+alone, so every run is a pair at equal tokens and one seed):
+- ``depth``: the 11 blocks the skip criterion keeps, recovered by KD (forward KL from the
+  domain teacher's cached top-32 logits, alpha 0.9) and by cross-entropy; ``--seeds`` seeds;
+- ``width``: every block kept, MLP neurons cut by activation to the same size;
+- ``random``: the depth cut's architecture with fresh weights (what the teacher's weights buy);
+- ``sequence``: the domain teacher's own completions of training prompts as the text (its
+  baseline is Kim & Rush's sequence-level distillation; its student adds token-level KD).
+
+Set-up: ``make bench-lm`` and ``.venv/bin/python benchmarks/mini_tier_setup.py``.
+
+    .venv/bin/python benchmarks/lm_recovery.py --blocks 400 --seeds 3 --jobs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+sys.path.insert(0, str(Path(__file__).parent))
+from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "smollm2-shakespeare-mini.toml"
+RUNS = ROOT / "runs" / "recovery"
+RESULTS = Path(__file__).parent / "results"
+LOG = RESULTS / "lm_recovery.jobs.jsonl"
+PROMPT_TOKENS = 64
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def variant(job: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's tables for one job (the shipped recipe with the job's changes)."""
+    data = tomllib.loads(RECIPE.read_text())
+    changes: dict[str, Any] = {
+        "name": f"recovery-{job['row']}-s{job['seed']}",
+        "data": {"max_blocks": job["blocks"], "test_blocks": job["test_blocks"]},
+        "train": {"seed": job["seed"]},
+        "evaluate": {"batch_sizes": [1], "latency_repeats": 10},
+        "export": {"gguf": ["f16", "q8_0"] if job["row"] == "depth" and job["seed"] == 0
+                   else []},
+    }
+    if job["row"] == "width":
+        changes["student"] = {"way": "width", "criterion": None}
+    if job["row"] == "random":
+        changes["student"] = {"init": "random"}
+    if job["row"] == "sequence":
+        changes["data"].update(path=str(job["corpus"]), prompt_field="prompt",
+                               completion_field="completion",
+                               max_length=PROMPT_TOKENS + job["new_tokens"], max_blocks=None)
+        changes["teacher"] = {"model": job["teacher"], "finetune": None}
+    return _merge(data, changes)
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    from distill.recipes.loader import parse_recipe
+    from distill.recipes.runner import run_recipe
+
+    out = ROOT / job["out"]
+    if job["row"] == "sequence":
+        job = {**job, "corpus": str(generations(job)), "teacher": job["teacher"]}
+    recipe = parse_recipe(variant(job), str(RECIPE), RECIPE.parent)
+    metrics = run_recipe(recipe, out, resume=out.exists(), force=True, progress=False)
+    return summary(metrics)
+
+
+def summary(m: dict[str, Any]) -> dict[str, Any]:
+    """What the table reads from a run's metrics.json."""
+    keep = ("perplexity", "kl_to_teacher", "agreement", "params", "size_bytes",
+            "decode_tokens_per_s")
+    out = {role: {k: m[role][k] for k in keep if k in m.get(role, {})}
+           for role in ("teacher", "student", "baseline")}
+    out["teacher_before_finetune"] = m.get("teacher_before_finetune", {}).get("perplexity")
+    out["student_before_recovery"] = m.get("student_before_recovery")
+    out["generation_speed"] = m.get("generation_speed")
+    out["gguf"] = m.get("gguf")
+    out["teacher_path"] = m.get("teacher_path")
+    out["test_tokens"] = m["student"].get("tokens")
+    out["history"] = m.get("history")
+    return out
+
+
+def generations(job: dict[str, Any]) -> Path:
+    """The domain teacher's completions of prompts cut from the training plays, written once:
+    ``job['prompts']`` prompts of 64 tokens spread over the plays, ``job['new_tokens']`` tokens
+    each, nucleus-sampled (T=1, top-p 0.9)."""
+    path = (ROOT / job["out"]).parent / f"generations-{job['prompts']}x{job['new_tokens']}.jsonl"
+    if path.is_file():
+        return path
+    import torch
+
+    from distill.hf import load_model, load_tokenizer
+    from distill.lm import causal_blocks, write_generations
+
+    teacher = load_model(job["teacher"], "causal-lm").eval()
+    tokenizer = load_tokenizer(job["teacher"])
+    plays = sorted((ROOT / "data" / "shakespeare" / "train").glob("*.txt"))
+    blocks = causal_blocks([p.read_text(encoding="utf-8") for p in plays], tokenizer,
+                           PROMPT_TOKENS, max_blocks=job["prompts"], spread=True)
+    prompts = tokenizer.batch_decode(blocks.encodings["input_ids"])
+    torch.manual_seed(0)
+    write_generations(teacher, tokenizer, prompts, path, max_new_tokens=job["new_tokens"],
+                      temperature=1.0, top_p=0.9, seed=0, batch_size=16, progress=False)
+    return path
+
+
+def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, Any]]:
+    common = {"blocks": args.blocks, "test_blocks": args.test_blocks}
+    jobs = [{**common, "row": "depth", "seed": s} for s in range(args.seeds)]
+    jobs += [{**common, "row": row, "seed": 0} for row in ("width", "random")]
+    if teacher is not None:  # the same number of learned tokens, written by the teacher
+        new = 192
+        jobs.append({**common, "row": "sequence", "seed": 0, "teacher": teacher,
+                     "prompts": args.blocks * 256 // new, "new_tokens": new})
+    runs = args.runs.resolve().relative_to(ROOT)
+    for job in jobs:
+        job["out"] = str(runs / f"{job['row']}-b{job['blocks']}-s{job['seed']}")
+    return [j for j in jobs if j["row"] in args.rows]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
+    parser.add_argument("--test-blocks", type=int, default=48)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side, 1 thread each")
+    parser.add_argument("--rows", nargs="+", default=["depth", "width", "random", "sequence"])
+    parser.add_argument("--runs", type=Path, default=RUNS, help="the run folders (in the repo)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    log = args.results / LOG.name
+    started = time.perf_counter()
+    first = jobs_for(args, None)[:1]  # tunes the domain teacher and caches its outputs, alone
+    done = run_jobs(run_one, first, log, 1) if first else []
+    teacher = done[0]["teacher_path"] if done else None
+    jobs = jobs_for(args, teacher)
+    results = run_jobs(run_one, jobs, log, args.jobs)
+    record = {"machine": machine(args.jobs), "date": time.strftime("%Y-%m-%d"),
+              "blocks": args.blocks, "test_blocks": args.test_blocks,
+              "runs": [{"job": j, "result": r} for j, r in zip(jobs, results, strict=True)]}
+    for row in ("depth",):
+        pairs = [r for j, r in zip(jobs, results, strict=True) if j["row"] == row]
+        if pairs:
+            record[f"{row}_student_perplexity"] = mean_std(
+                [r["student"]["perplexity"] for r in pairs])
+            record[f"{row}_baseline_perplexity"] = mean_std(
+                [r["baseline"]["perplexity"] for r in pairs])
+    lines = [f"{j['row']} seed {j['seed']}: student {r['student']['perplexity']:.2f}, baseline "
+             f"{r['baseline']['perplexity']:.2f}, teacher {r['teacher']['perplexity']:.2f}"
+             for j, r in zip(jobs, results, strict=True)]
+    write_record(record, args.results / "lm_recovery.json", started, "\n".join(lines))
+    print(json.dumps({k: v for k, v in record.items() if k.endswith("perplexity")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
