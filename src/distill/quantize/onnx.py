@@ -224,8 +224,14 @@ class OnnxModel(nn.Module):
         if self._session is None or threads != self._threads:
             ort = _require_onnx()
             options = ort.SessionOptions()
+            # chosen, not defaulted: one pool of torch's size (a latency measured with
+            # threads=1 is one thread here too), operators run one after another (a small
+            # encoder has no independent branches worth a second pool), every graph rewrite
+            # ONNX Runtime has for this CPU
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             self._session = ort.InferenceSession(str(self.folder / MODEL_FILE), options,
                                                  providers=["CPUExecutionProvider"])
             self._threads = threads

@@ -25,9 +25,15 @@ PLOTS = {
 
 
 def environment() -> dict[str, Any]:
+    from distill.evaluate.hardware import cpu_features, describe_cpu
+
+    cpu = cpu_features()
     return {
         "machine": f"{platform.machine()} {platform.processor() or platform.system()}".strip(),
         "cpu_count": os.cpu_count(),
+        # a speed-up holds on CPUs with the same instruction sets (int8: VNNI/AMX or not)
+        "cpu": describe_cpu(cpu),
+        "cpu_features": cpu["features"],
         "torch": torch.__version__,
         "python": platform.python_version(),
         "distill": __version__,

@@ -145,3 +145,8 @@ def overhead(entry: dict[str, Any], batch: int) -> float | None:
     if not (_number(one) and _number(many)) or one <= 0:
         return None
     return max(0.0, 1 - (many / batch) / one)
+
+
+def machine_line(env: dict[str, Any]) -> str:
+    """The CPU with its instruction sets (runs before they were recorded: machine, count)."""
+    return env.get("cpu") or f"{env.get('machine', '?')} ({env.get('cpu_count', '?')} CPUs)"

@@ -17,7 +17,7 @@ from distill.report.figures import (
     per_class_plot,
     reliability_plot,
 )
-from distill.report.formatting import findings, latency_note, pct_ci, warnings_of
+from distill.report.formatting import findings, latency_note, machine_line, pct_ci, warnings_of
 from distill.report.formatting import ms as _ms
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -246,9 +246,9 @@ def render_html(metrics: dict[str, Any], recipe_toml: str | None = None) -> str:
     sections = "".join(f'<section id="{key}"><h2>{escape(heading)}</h2>{content}</section>'
                        for key, (heading, content) in body.items())
     meta = (f"Created {escape(str(metrics.get('created', '?')))} on "
-            f"{escape(str(env.get('machine', '?')))} ({env.get('cpu_count', '?')} CPUs; "
+            f"{escape(machine_line(env))}; "
             f"latency with {student.get('latency_threads', '?')} thread(s); torch "
-            f"{escape(str(env.get('torch', '?')))}).")
+            f"{escape(str(env.get('torch', '?')))}.")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{escape(title)}</h1><p class=\"meta\">{meta}</p>{_warnings(metrics)}"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.report.formatting import findings, latency_note, pct_ci, retention_text, warnings_of
+from distill.report.formatting import (
+    findings,
+    latency_note,
+    machine_line,
+    pct_ci,
+    retention_text,
+    warnings_of,
+)
 from distill.report.formatting import num as _num
 from distill.report.formatting import pct as _pct
 from distill.report.formatting import size as _size
@@ -156,10 +163,9 @@ def render_report(metrics: dict[str, Any], recipe_toml: str, plots: dict[str, st
     lines = [
         f"# Distillation report: {metrics.get('name', 'run')}",
         "",
-        f"Created {metrics.get('created', '?')} on {env.get('machine', '?')} "
-        f"({env.get('cpu_count', '?')} CPUs; latency measured with "
+        f"Created {metrics.get('created', '?')} on {machine_line(env)}; latency measured with "
         f"{metrics['student'].get('latency_threads', '?')} thread(s); "
-        f"torch {env.get('torch', '?')}).",
+        f"torch {env.get('torch', '?')}.",
         "",
         *[f"> **WARNING:** {warning}\n" for warning in warnings_of(metrics)],
         "## Summary",

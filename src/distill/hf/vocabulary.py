@@ -1,0 +1,201 @@
+"""Trimming a model's vocabulary to the tokens its domain uses.
+
+MiniLM's 30,522 × 384 embedding table is half of a 6-block MiniLM and most of a 2-block one,
+yet a review corpus uses a few thousand of those tokens. Dropping the rows no domain text
+reaches shrinks the student's files without changing a single output on that text: the kept
+rows are the same vectors under new numbers.
+
+The tokenizer is rewritten to number the kept tokens ``0..n-1`` (its ``tokenizer.json``
+edited, nothing else), so the trimmed student and its tokenizer load with plain transformers
+(or tokenizers + ONNX Runtime) and need no remapping layer at run time. Word-piece and
+word-level vocabularies can be trimmed: a word-piece tokenizer picks the longest known piece
+first, so every word whose pieces are all kept is cut exactly as before. BPE and unigram
+vocabularies cannot (a BPE merge table refers to tokens that a domain may never emit), and
+are refused with that reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+TRIMMABLE = ("WordPiece", "WordLevel")
+
+
+@dataclass
+class TrimmedVocabulary:
+    """A trimmed model and tokenizer; ``kept[i]`` is the old id of new token ``i``."""
+
+    model: nn.Module
+    tokenizer: Any
+    kept: Tensor
+    parameters_before: int
+    parameters_after: int
+
+    @property
+    def old_to_new(self) -> Tensor:
+        """Old id -> new id; ids that were dropped map to the new unknown token."""
+        unk = int(self.tokenizer.unk_token_id)
+        table = torch.full((int(self.kept.max()) + 1,), unk, dtype=torch.long)
+        table[self.kept] = torch.arange(len(self.kept))
+        return table
+
+    def remap(self, input_ids: Tensor) -> Tensor:
+        """Ids from the original tokenizer, as the trimmed model numbers them (ids past the
+        largest kept one, and dropped ids, become the unknown token)."""
+        table = self.old_to_new
+        unk = int(self.tokenizer.unk_token_id)
+        inside = input_ids < len(table)
+        return torch.where(inside, table[input_ids.clamp(max=len(table) - 1)], unk)
+
+
+def _backend(tokenizer: Any) -> dict[str, Any]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"vocabulary trimming needs a fast tokenizer (tokenizer.json); "
+                         f"{type(tokenizer).__name__} is a slow one: load it with use_fast=True")
+    state = json.loads(backend.to_str())
+    kind = state.get("model", {}).get("type")
+    if kind not in TRIMMABLE:
+        raise ValueError(
+            f"vocabulary trimming supports {' and '.join(TRIMMABLE)} tokenizers (BERT-family "
+            f"models such as MiniLM); this one is {kind}, whose merges or scores refer to "
+            "tokens a domain may never emit, so dropping them would change how words are cut")
+    return state
+
+
+def used_token_ids(tokenizer: Any, texts: Iterable[str], batch: int = 512) -> set[int]:
+    """Every id the tokenizer gives ``texts`` (special tokens included)."""
+    used: set[int] = set()
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == batch:
+            used.update(i for ids in tokenizer(chunk)["input_ids"] for i in ids)
+            chunk = []
+    if chunk:
+        used.update(i for ids in tokenizer(chunk)["input_ids"] for i in ids)
+    return used
+
+
+def _single_characters(vocab: dict[str, int], prefix: str) -> set[int]:
+    """Ids of one-character tokens (and their word-continuing forms): any word spelled from
+    them is still cut into known pieces, never into one unknown token."""
+    return {i for token, i in vocab.items()
+            if len(token) == 1 or (prefix and token.startswith(prefix)
+                                   and len(token) == len(prefix) + 1)}
+
+
+def _trimmed_tokenizer(tokenizer: Any, state: dict[str, Any], kept: Sequence[int]) -> Any:
+    """The tokenizer with only ``kept`` tokens, numbered in their old order."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    new_id = {old: new for new, old in enumerate(kept)}
+    state = copy.deepcopy(state)
+    state["model"]["vocab"] = {token: new_id[i] for token, i in state["model"]["vocab"].items()
+                               if i in new_id}
+    state["added_tokens"] = [{**t, "id": new_id[t["id"]]} for t in state.get("added_tokens") or []
+                             if t["id"] in new_id]
+    post = state.get("post_processor")
+    for processor in ([post] if post else []) + list((post or {}).get("processors") or []):
+        for special in (processor.get("special_tokens") or {}).values():
+            special["ids"] = [new_id[i] for i in special["ids"]]
+        for key in ("cls", "sep"):  # BertProcessing/RobertaProcessing: [token, id]
+            if isinstance(processor.get(key), list):
+                processor[key] = [processor[key][0], new_id[processor[key][1]]]
+    if state.get("padding") and "pad_id" in state["padding"]:
+        state["padding"]["pad_id"] = new_id[state["padding"]["pad_id"]]
+    specials = {k: v for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(state)),
+        model_max_length=tokenizer.model_max_length, padding_side=tokenizer.padding_side,
+        truncation_side=tokenizer.truncation_side,
+        model_input_names=list(tokenizer.model_input_names), **specials)
+
+
+def _trim_rows(layer: nn.Module, kept: Tensor) -> None:
+    """Keep rows ``kept`` of an embedding table or an output layer (and its bias)."""
+    size = layer.weight.shape[0]
+    layer.weight = nn.Parameter(layer.weight.detach()[kept].clone())
+    bias = getattr(layer, "bias", None)
+    if isinstance(bias, Tensor) and bias.dim() == 1 and bias.shape[0] == size:
+        layer.bias = nn.Parameter(bias.detach()[kept].clone())
+
+
+def trim_vocabulary(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: Iterable[str],
+    *,
+    keep_characters: bool = True,
+) -> TrimmedVocabulary:
+    """``model`` and ``tokenizer`` keeping only the tokens ``texts`` use (plus the special
+    tokens, and with ``keep_characters`` every one-character piece, so new words are spelled
+    out rather than lost). The model is copied, not changed in place.
+
+    Use the domain's training text: outputs on any text whose words are all cut into kept
+    pieces are exactly the untrimmed model's.
+    """
+    state = _backend(tokenizer)
+    vocab: dict[str, int] = state["model"]["vocab"]
+    size = model.get_input_embeddings().weight.shape[0]
+    if max(vocab.values()) >= size:
+        raise ValueError(f"the tokenizer has ids up to {max(vocab.values())} but the model's "
+                         f"embedding table has {size} rows: not this model's tokenizer")
+    keep = used_token_ids(tokenizer, texts)
+    keep |= set(tokenizer.all_special_ids) | {t["id"] for t in state.get("added_tokens") or []}
+    if keep_characters:
+        keep |= _single_characters(vocab, state["model"].get("continuing_subword_prefix") or "")
+    kept = torch.tensor(sorted(i for i in keep if i < size), dtype=torch.long)
+    before = sum(p.numel() for p in model.parameters())
+    trimmed = copy.deepcopy(model)
+    inputs = trimmed.get_input_embeddings()
+    output = trimmed.get_output_embeddings() if hasattr(trimmed, "get_output_embeddings") else None
+    tied = output is not None and output.weight is inputs.weight
+    _trim_rows(inputs, kept)
+    inputs.num_embeddings = len(kept)
+    if output is not None and output.weight.shape[0] == size:
+        if tied:
+            output.weight = inputs.weight
+        else:
+            _trim_rows(output, kept)
+        output.out_features = len(kept)
+    new_tokenizer = _trimmed_tokenizer(tokenizer, state, kept.tolist())
+    config = getattr(trimmed, "config", None)
+    if config is not None:
+        config.vocab_size = len(kept)
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id",
+                     "cls_token_id"):
+            old = getattr(config, name, None)
+            if isinstance(old, int):
+                setattr(config, name, int((kept == old).nonzero()[0, 0]) if (kept == old).any()
+                        else None)
+    padding = getattr(inputs, "padding_idx", None)
+    if padding is not None:
+        inputs.padding_idx = int((kept == padding).nonzero()[0, 0]) if (kept == padding).any(
+        ) else None
+    after = sum(p.numel() for p in trimmed.parameters())
+    return TrimmedVocabulary(trimmed, new_tokenizer, kept, before, after)
+
+
+def tokenized_alike(original: Any, trimmed: TrimmedVocabulary, texts: Sequence[str]
+                    ) -> dict[str, float]:
+    """How the trimmed tokenizer treats ``texts`` (say, held-out text the trimming never saw):
+    the share of texts cut into exactly the same pieces as before, and the share of tokens
+    that are now unknown."""
+    same = unknown = tokens = 0
+    unk = trimmed.tokenizer.unk_token_id
+    for text in texts:
+        before = original.convert_ids_to_tokens(original(text)["input_ids"])
+        ids = trimmed.tokenizer(text)["input_ids"]
+        same += int(before == trimmed.tokenizer.convert_ids_to_tokens(ids))
+        unknown += sum(i == unk for i in ids)
+        tokens += len(ids)
+    return {"texts_alike": same / max(1, len(texts)), "unknown_tokens": unknown / max(1, tokens)}
