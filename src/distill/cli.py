@@ -191,7 +191,12 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--deploy", nargs="+", help="deployments to try (default: all of "
                     "'pytorch fp32', 'pytorch int8', 'onnx fp32', 'onnx int8')")
     pl.add_argument("--prune", type=float, nargs="+", help="structured pruning ratios to try "
-                    "on each width, recovered by distillation (default 0 0.5; 0 = off)")
+                    "on each width (text students: share of MLP neurons cut), recovered by "
+                    "distillation (default 0 0.5; 0 = off)")
+    pl.add_argument("--blocks", type=int, nargs="+", help="text students (hf-layers): how "
+                    "many of the teacher's blocks to keep (default: a half, a third, a sixth)")
+    pl.add_argument("--heads", type=float, nargs="+", help="text students of the llama "
+                    "family: share of attention heads cut (default 0)")
     pl.add_argument("--finalists", type=int, default=2, help="widths trained in full")
     pl.add_argument("--out", type=Path, help="plan folder (default: plans/<recipe name>)")
     pl.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -404,6 +409,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     result = plan(recipe, max_latency_ms=args.max_latency_ms, min_speedup=args.min_speedup,
                   max_size_mb=args.max_size_mb, min_retention=args.min_retention,
                   widths=tuple(args.widths) if args.widths else None,
+                  blocks=tuple(args.blocks) if args.blocks else None,
+                  heads=tuple(args.heads) if args.heads else None,
                   deploy=tuple(args.deploy) if args.deploy else None,
                   prune=tuple(args.prune) if args.prune else None,
                   finalists=args.finalists, progress=False if args.no_progress else None)
@@ -415,7 +422,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"recommended: {result['recommended']} (budget {budget:.3f} ms); run it with: "
               f"distill run {out / 'recommended.toml'}")
     else:
-        print(f"no plan met the budget ({budget:.3f} ms); see {out / 'report.html'}")
+        from distill.plan.frontier import closest
+
+        print(f"no plan met the budget ({budget:.3f} ms); the closest:")
+        for name, missed in closest(result):
+            print(f"  {name}: {'; '.join(missed) or 'within the limits, not measured'}")
+        print(f"see {out / 'report.html'}")
     print(f"wrote {out}/ (plan.json, report.html"
           + (", recommended.toml)" if result["recommended"] else ")"))
     return 0 if result["recommended"] else 3

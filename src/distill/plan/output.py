@@ -33,7 +33,7 @@ def write_plan(result: dict[str, Any], recipe: Recipe, out: str | Path) -> Path:
     best = next((r for r in result["finalists"] if r["name"] == result["recommended"]), None)
     if best is not None:
         candidate = Candidate(best["width"], best["student"], best["deploy"], best["stages"],
-                              best.get("prune", 0.0))
+                              best.get("prune", 0.0), best.get("heads", 0.0), best.get("label"))
         header = (f"Recommended by `distill plan` for {recipe.name or 'this recipe'}: "
                   f"{best['name']}.\nMeasured: accuracy {100 * best['accuracy']:.2f}%, "
                   f"retention {100 * best['retention']:.2f}%, batch-1 latency "

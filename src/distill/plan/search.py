@@ -27,7 +27,6 @@ from typing import Any
 import torch
 
 from distill.api import distill
-from distill.data import ArrayDataset
 from distill.evaluate.compare import evaluate_models
 from distill.evaluate.latency import measure_latency
 from distill.evaluate.metrics import accuracy
@@ -47,12 +46,11 @@ log = logging.getLogger("distill")
 SCREEN_SLACK = 1.15  # screened latency may exceed the budget by this much (timing noise)
 
 
-def _split(train: ArrayDataset, share: float = 0.1, seed: int = 0
-           ) -> tuple[ArrayDataset, ArrayDataset]:
+def _split(train: Any, share: float = 0.1, seed: int = 0) -> tuple[Any, Any]:
+    """(fit, held out): a seeded share of the training set set aside (arrays or text)."""
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     cut = len(train) - max(1, int(share * len(train)))
-    return (ArrayDataset(train.inputs[order[:cut]], train.labels[order[:cut]], train.info),
-            ArrayDataset(train.inputs[order[cut:]], train.labels[order[cut:]], train.info))
+    return train.subset(order[:cut]), train.subset(order[cut:])
 
 
 def _apply(candidate: Candidate, stages: list, model, recipe: Recipe, teacher, train, test,
@@ -74,10 +72,10 @@ def screen(recipe: Recipe, pool: list[Candidate], teacher, train, test, folder: 
     """Batch-1 latency and size of every candidate, untrained, measured beside the teacher."""
     ev = recipe.evaluate
     models: dict[str, Any] = {"teacher": teacher}
-    for width in sorted({c.width for c in pool}):
-        group = [c for c in pool if c.width == width]
+    for shape in dict.fromkeys(c.shape for c in pool):
+        group = [c for c in pool if c.shape == shape]
         spec = candidate_recipe(recipe, group[0], []).student
-        untrained = build_model(spec, train.info, recipe.train.seed)
+        untrained = build_model(spec, train.info, recipe.train.seed, teacher)
         for c in group:
             models[c.name] = _apply(c, c.stages, untrained, recipe, teacher, train, test,
                                     folder, train_stages=False)
@@ -88,40 +86,70 @@ def screen(recipe: Recipe, pool: list[Candidate], teacher, train, test, folder: 
             for name, m in models.items()}
 
 
-def halve(recipe: Recipe, widths: list[float], pool: list[Candidate], teacher, train,
+def halve(recipe: Recipe, shapes: list[str], pool: list[Candidate], teacher, train,
           rungs: tuple[int, ...], finalists: int, progress) -> list[dict[str, Any]]:
-    """Successive halving over student widths: short distillations ranked on held-out
-    training data; returns one record per rung (who trained, their accuracy, who went on)."""
+    """Successive halving over student shapes (widths, or blocks kept): short distillations
+    ranked on held-out training data; returns one record per rung (who trained, their
+    accuracy, who went on)."""
     fit, held_out = _split(train)
     signal = PrecomputedTeacher.from_module(teacher, fit)
-    records, alive = [], list(widths)
+    records, alive = [], list(shapes)
     for epochs in rungs:
         if len(alive) <= finalists:
             break
         scores = {}
-        for width in alive:
-            spec = candidate_recipe(recipe, next(c for c in pool if c.width == width)).student
-            student = build_model(spec, train.info, recipe.train.seed)
+        for shape in alive:
+            spec = candidate_recipe(recipe, next(c for c in pool if c.shape == shape)).student
+            student = build_model(spec, train.info, recipe.train.seed, teacher)
             settings = {**train_kwargs(recipe.train), "epochs": epochs}
             distill(signal, student, fit, loss=KDLoss(recipe.loss.temperature,
                                                       recipe.loss.alpha),
                     progress=progress, **settings)
             pred = predict(student, held_out)
-            scores[width] = accuracy(pred.logits, pred.labels)
-            log.info("rung of %d epoch(s): width %g -> %.4f held-out", epochs, width,
-                     scores[width])
+            scores[shape] = accuracy(pred.logits, pred.labels)
+            log.info("rung of %d epoch(s): %s -> %.4f held-out", epochs, shape, scores[shape])
         keep = max(finalists, math.ceil(len(alive) / 2))
         alive = sorted(alive, key=lambda w: -scores[w])[:keep]
-        records.append({"epochs": epochs, "held_out_accuracy": {str(w): s for w, s in
-                                                                scores.items()},
-                        "kept": alive})
+        records.append({"epochs": epochs, "held_out_accuracy": dict(scores), "kept": alive})
     return records
+
+
+def _plannable(recipe: Recipe) -> None:
+    """What the planner searches: image and table students by width, Hugging Face text
+    classifiers by blocks kept; a teacher to distil from; every training sample labeled."""
+    from distill.recipes.schema import HFLayersStudent, HFTeacher
+
+    if recipe.self_distill is not None or recipe.data.labeled is not None:
+        raise ValueError("the planner needs a [teacher] and fully labeled data (for now)")
+    if reads_text(recipe.data):
+        teacher = recipe.teacher
+        if not (isinstance(teacher, HFTeacher) and teacher.task == "sequence-classification"
+                and isinstance(recipe.student, HFLayersStudent)):
+            raise ValueError(
+                "the planner plans text students as a Hugging Face sequence classifier's own "
+                "blocks: [teacher] arch = 'hf' (task 'sequence-classification') and [student] "
+                "arch = 'hf-layers'; it also plans 'mlp' and 'cnn' students on images and "
+                "tables")
+
+
+def _teacher_blocks(teacher) -> int | None:
+    from distill.hf.io import is_hf_model
+    from distill.hf.layers import block_names, family_of
+
+    if not is_hf_model(teacher):
+        return None
+    try:
+        family_of(teacher)
+    except ValueError as err:
+        raise ValueError(f"the planner cannot cut this teacher's blocks: {err}") from None
+    return len(block_names(teacher))
 
 
 def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
          min_speedup: float | None = None, max_size_mb: float | None = None,
          min_retention: float | None = None, widths: tuple[float, ...] | None = None,
          deploy: tuple[str, ...] | None = None, prune: tuple[float, ...] | None = None,
+         blocks: tuple[int, ...] | None = None, heads: tuple[float, ...] | None = None,
          finalists: int = 2,
          rungs: tuple[int, ...] = (1, 3), progress: bool | None = None) -> dict[str, Any]:
     """Search the candidates for ``recipe``'s task under the budget; the plan as JSON values."""
@@ -130,16 +158,13 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
 
     if (max_latency_ms is None) == (min_speedup is None):
         raise ValueError("give a latency budget: max_latency_ms or min_speedup (one of them)")
-    if (reads_text(recipe.data) or recipe.self_distill is not None
-            or recipe.data.labeled is not None):
-        raise ValueError("the planner handles image and tabular data, fully labeled, with a "
-                         "[teacher] (for now)")
-    kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy), ("prune", prune))
-              if v is not None}
-    pool = candidates(recipe, **kwargs)
-    train, test, _ = load_data(recipe)
-    setup = get_teacher(recipe, train, test, progress)
+    _plannable(recipe)
+    kwargs = {k: v for k, v in (("widths", widths), ("deploy", deploy), ("prune", prune),
+                                ("blocks", blocks), ("heads", heads)) if v is not None}
+    train, test, tokenizer = load_data(recipe)
+    setup = get_teacher(recipe, train, test, progress, tokenizer)
     teacher = setup.module.eval()
+    pool = candidates(recipe, teacher_blocks=_teacher_blocks(teacher), **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         screened = screen(recipe, pool, teacher, train, test, Path(tmp))
     budget = (max_latency_ms if max_latency_ms is not None
@@ -147,27 +172,28 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
     size_limit = None if max_size_mb is None else max_size_mb * 1e6
     passing = [c for c in pool if screened[c.name]["latency_ms_p50"] <= budget * SCREEN_SLACK
                and (size_limit is None or screened[c.name]["size_bytes"] <= size_limit)]
-    widths_alive = sorted({c.width for c in passing}, reverse=True)
-    rung_records = halve(recipe, widths_alive, passing, teacher, train, rungs, finalists,
-                         progress) if widths_alive else []
-    chosen = rung_records[-1]["kept"] if rung_records else widths_alive
+    shapes_alive = list(dict.fromkeys(c.shape for c in sorted(
+        passing, key=lambda c: -(c.width or 0.0))))
+    rung_records = halve(recipe, shapes_alive, passing, teacher, train, rungs, finalists,
+                         progress) if shapes_alive else []
+    chosen = rung_records[-1]["kept"] if rung_records else shapes_alive
     rows: list[dict[str, Any]] = []
     if chosen:
         deployed: dict[str, Any] = {"teacher": teacher}
         with tempfile.TemporaryDirectory() as tmp:
-            for width in chosen:
-                group = [c for c in passing if c.width == width]
+            for shape in chosen:
+                group = [c for c in passing if c.shape == shape]
                 spec = candidate_recipe(recipe, group[0], [])
-                log.info("finalist: width %g, distilled as its recipe will be", width)
+                log.info("finalist: %s, distilled as its recipe will be", shape)
                 student, _ = distil_student(spec, setup, train.info, train, test, None,
                                             progress)
-                for ratio in sorted({c.prune for c in group}):
-                    members = [c for c in group if c.prune == ratio]
+                for cut in sorted({c.cut for c in group}):
+                    members = [c for c in group if c.cut == cut]
                     base = student
-                    if ratio:  # pruned and recovered once, then deployed each way
-                        log.info("finalist: width %g pruned %.0f%%, recovered", width,
-                                 100 * ratio)
-                        base = _apply(members[0], members[0].stages[:2], student, recipe,
+                    if any(cut):  # cut and recovered once, then deployed each way
+                        log.info("finalist: %s cut %s, recovered", shape, members[0].name)
+                        first = members[0]
+                        base = _apply(first, first.stages[:first.cut_stages], student, recipe,
                                       teacher, train, test, Path(tmp))
                     for c in members:
                         deployed[c.name] = _apply(c, c.deploy_stages, base, recipe, teacher,
@@ -179,8 +205,8 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
         teacher_row = measured.pop("teacher")
         for c in (c for c in passing if c.name in measured):
             m = measured[c.name]
-            rows.append({"name": c.name, "width": c.width, "prune": c.prune,
-                         "deploy": c.deploy,
+            rows.append({"name": c.name, "width": c.width, "shape": c.shape, "label": c.label,
+                         "prune": c.prune, "heads": c.heads, "deploy": c.deploy,
                          "student": c.student, "stages": c.stages,
                          "accuracy": m["accuracy"], "agreement": m.get("agreement"),
                          "retention": m["accuracy"] / teacher_row["accuracy"],

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Discriminator, Field, PositiveFloat, Tag
+from pydantic import Discriminator, Field, PositiveFloat, Tag, model_validator
 
 from distill.recipes.values import Count, Section
 
 
 class PruneStage(Section):
-    """Prune the current student (structured: a smaller dense model; masks: zeros)."""
+    """Prune the current student (structured: a smaller dense model; masks: zeros).
+
+    ``target = "heads"``: a Hugging Face transformer's attention heads instead of its MLP
+    neurons (structured only)."""
 
     kind: Literal["prune"]
     method: Literal["structured", "magnitude", "2:4"] = "structured"
     ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     importance: Literal["magnitude", "activation", "taylor"] = "magnitude"
+    target: Literal["neurons", "heads"] = "neurons"
+
+    @model_validator(mode="after")
+    def _heads_are_structured(self) -> PruneStage:
+        if self.target == "heads" and self.method != "structured":
+            raise ValueError("target = 'heads' removes whole heads: it goes with method = "
+                             "'structured'")
+        return self
 
 
 class DistillStage(Section):

@@ -52,7 +52,8 @@ class Stage:
 
 def label(spec: Any) -> str:
     if isinstance(spec, PruneStage):
-        return f"prune {spec.method} {spec.ratio:.0%}"
+        heads = " heads" if spec.target == "heads" else ""
+        return f"prune {spec.method}{heads} {spec.ratio:.0%}"
     if isinstance(spec, DistillStage):
         return "distill" + (f" {spec.epochs} epochs" if spec.epochs else "")
     if isinstance(spec, QuantizeStage):
@@ -130,6 +131,14 @@ def _settings(recipe: Recipe, epochs: int | None, lr: float | None) -> dict[str,
 def _prune(spec: PruneStage, model: nn.Module, train: Any) -> nn.Module:
     from distill.prune import prune_once
 
+    if spec.target == "heads":
+        if not is_hf_model(model):
+            raise ValueError("a prune stage with target = 'heads' needs a Hugging Face "
+                             f"transformer; the current student is a {type(model).__name__}")
+        from distill.hf.pruning import prune_heads
+
+        return prune_heads(copy.deepcopy(model), spec.ratio, importance=spec.importance,
+                           data=train)
     example = None if is_hf_model(model) else example_batch(train)
     return prune_once(copy.deepcopy(model), spec.method, spec.ratio,
                       importance=spec.importance, data=train, example_inputs=example)

@@ -31,6 +31,14 @@ def _finalists(result: dict[str, Any]) -> str:
             "<tbody>" + "".join(body) + "</tbody></table>")
 
 
+def _shape(key: Any) -> str:
+    """A rung's key: a width (image students) or a text student's blocks ("3 blocks")."""
+    try:
+        return f"width {float(key):g}"
+    except ValueError:
+        return escape(str(key))
+
+
 def _search(result: dict[str, Any]) -> str:
     screen = "".join(
         f"<tr><td>{escape(name)}</td><td>{_ms(s['latency_ms_p50'])}</td>"
@@ -38,8 +46,8 @@ def _search(result: dict[str, Any]) -> str:
         for name, s in result["screen"].items())
     rungs = "".join(
         f"<li>{r['epochs']} epoch(s): " + ", ".join(
-            f"width {w} → {_pct(a)}" for w, a in r["held_out_accuracy"].items())
-        + f"; kept {', '.join(str(w) for w in r['kept'])}</li>" for r in result["rungs"])
+            f"{_shape(w)} → {_pct(a)}" for w, a in r["held_out_accuracy"].items())
+        + f"; kept {', '.join(_shape(w) for w in r['kept'])}</li>" for r in result["rungs"])
     return ("<p>Screen: every candidate deployed untrained, batch-1 latency beside the "
             "teacher's (weights do not change speed).</p><table><thead><tr><th>candidate</th>"
             "<th>latency p50</th><th>size</th><th>within budget</th></tr></thead><tbody>"
