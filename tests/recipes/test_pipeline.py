@@ -95,6 +95,25 @@ def test_an_export_stage_ships_the_onnx_runtime_student(tmp_path):
     assert type(student).__name__ == "OnnxModel"
     assert metrics["stages"][0]["name"] == "distill"
     assert metrics["student"]["accuracy"] >= 0.9 * metrics["stages"][0]["accuracy"]
+    check = metrics["pipeline"][0]["export_check"]  # the whole test set, both runtimes
+    assert check["int8"] and check["samples"] == metrics["student"]["test_samples"]
+    assert check["accuracy_pytorch"] == pytest.approx(metrics["stages"][0]["accuracy"])
+    assert check["accuracy_exported"] == pytest.approx(metrics["student"]["accuracy"])
+
+
+def test_an_fp32_export_that_computes_something_else_is_refused():
+    from distill.recipes.stages import export_check
+
+    torch = pytest.importorskip("torch")
+    data = distill.data.ArrayDataset(torch.randn(200, 4), torch.randint(0, 3, (200,)),
+                                     distill.data.DatasetInfo("t", (4,), 3))
+    model = torch.nn.Linear(4, 3)
+    same = export_check(model, model, data, int8=False)
+    assert same["agreement"] == 1.0 and same["fp32_agreement_required"] == 0.999
+    other = torch.nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="agrees with PyTorch on .*% of the 200 test samples"):
+        export_check(model, other, data, int8=False)
+    assert export_check(model, other, data, int8=True)["agreement"] < 1.0  # int8: recorded
 
 
 @pytest.mark.parametrize("stages,message", [

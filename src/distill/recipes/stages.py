@@ -48,6 +48,7 @@ class Stage:
     seconds: float = 0.0
     reused: bool = False
     fp32: nn.Module | None = None  # a dynamic QAT stage's trained weights, for an int8 export
+    check: dict[str, Any] | None = None  # an export's predictions against PyTorch's
 
 
 def label(spec: Any) -> str:
@@ -86,7 +87,7 @@ def reuse(out: Path, index: int, kind: str, recipe: Recipe) -> Stage | None:
     fp32 = load(folder / "fp32") if (folder / "fp32").is_dir() else None
     log.info("stage %d (%s): reusing %s", index, info["label"], folder)
     return Stage(index, info["label"], folder, load(folder / "model"), info.get("history", []),
-                 info.get("seconds", 0.0), True, fp32)
+                 info.get("seconds", 0.0), True, fp32, info.get("check"))
 
 
 def checkpoint(out: Path, recipe: Recipe, stage: Stage, kind: str, onnx: Path | None = None
@@ -105,7 +106,7 @@ def checkpoint(out: Path, recipe: Recipe, stage: Stage, kind: str, onnx: Path | 
     atomic.write_json(folder / "stage.json", {
         "index": stage.index, "kind": kind, "label": stage.label,
         "fingerprint": fingerprint(recipe, stage.index), "history": stage.history,
-        "seconds": stage.seconds})
+        "seconds": stage.seconds, "check": stage.check})
     stage.folder = folder
     return stage
 
@@ -201,6 +202,36 @@ def apply_stage(spec: Any, current: nn.Module, recipe: Recipe, teacher: nn.Modul
     return load(export_to), [], None
 
 
+FP32_AGREEMENT = 0.999  # an fp32 export may flip a near-tie, not a model's answers
+
+
+def export_check(source: nn.Module, exported: nn.Module, test: Any, int8: bool
+                 ) -> dict[str, Any] | None:
+    """The exported model against the PyTorch model it came from, on the whole test set:
+    both accuracies and their top-1 agreement. An fp32 export that agrees on fewer than
+    99.9% of the test samples is refused (the graph does not compute what the model does on
+    some inputs); an int8 one is recorded as measured. None for outputs that are not one
+    prediction per sample with labels (language models)."""
+    from distill.evaluate.predict import predict
+
+    before, after = predict(source, test), predict(exported, test)
+    if before.labels is None or before.logits.dim() != 2:
+        return None
+    agree = float((before.logits.argmax(-1) == after.logits.argmax(-1)).float().mean())
+    found = {"accuracy_pytorch": float((before.logits.argmax(-1) == before.labels).float()
+                                       .mean()),
+             "accuracy_exported": float((after.logits.argmax(-1) == after.labels).float()
+                                        .mean()),
+             "agreement": agree, "samples": len(before.labels), "int8": int8,
+             "fp32_agreement_required": None if int8 else FP32_AGREEMENT}
+    if not int8 and agree < FP32_AGREEMENT:
+        raise ValueError(
+            f"the exported ONNX model agrees with PyTorch on {100 * agree:.2f}% of the "
+            f"{len(before.labels)} test samples (at least {100 * FP32_AGREEMENT:.1f}% is "
+            "required of an fp32 export): it does not compute what the model does")
+    return found
+
+
 def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module, train: Any,
                test: Any, *, resume: bool, progress,
                records: dict[str, Any] | None = None) -> list[Stage]:
@@ -223,8 +254,16 @@ def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module
         model, history, new_fp32 = apply_stage(spec, current, recipe, teacher, train, test,
                                                fp32=fp32, export_to=onnx, progress=progress,
                                                records=records)
+        check = None
+        if isinstance(spec, ExportStage):
+            check = export_check(fp32 if fp32 is not None else current, model, test,
+                                 spec.int8 != "none")
+            if check is not None:
+                log.info("stage %d: the export agrees with PyTorch on %.2f%% of the test set "
+                         "(accuracy %.2f%% -> %.2f%%)", index, 100 * check["agreement"],
+                         100 * check["accuracy_pytorch"], 100 * check["accuracy_exported"])
         stage = Stage(index, name, out, model, history, time.perf_counter() - started,
-                      fp32=new_fp32)
+                      fp32=new_fp32, check=check)
         stages.append(checkpoint(out, recipe, stage, spec.kind, onnx))
         current, fp32 = stage.model, new_fp32
     return stages

@@ -45,7 +45,8 @@ def _record(state: RunState) -> dict[str, Any]:
     recipe, out, metrics = state.recipe, state.out, state.metrics
     if state.stages:
         metrics["pipeline"] = [{"stage": s.index, "label": s.label, "seconds": s.seconds,
-                                "reused": s.reused, "folder": str(s.folder.relative_to(out))}
+                                "reused": s.reused, "folder": str(s.folder.relative_to(out)),
+                                **({"export_check": s.check} if s.check else {})}
                                for s in state.stages]
     metrics.update(
         name=recipe.name or out.name,
