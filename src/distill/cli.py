@@ -189,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--widths", type=float, nargs="+", help="student widths to try "
                     "(default 0.25 0.5 0.75 1)")
     pl.add_argument("--deploy", nargs="+", help="deployments to try (default: all of "
-                    "'pytorch fp32', 'pytorch int8', 'onnx fp32', 'onnx int8')")
+                    "'pytorch fp32', 'pytorch int8', 'onnx fp32', 'onnx int8'; text students "
+                    "also 'onnx int8, trimmed vocabulary')")
     pl.add_argument("--prune", type=float, nargs="+", help="structured pruning ratios to try "
                     "on each width (text students: share of MLP neurons cut), recovered by "
                     "distillation (default 0 0.5; 0 = off)")

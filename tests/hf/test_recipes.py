@@ -277,3 +277,23 @@ def test_a_hugging_face_pipeline_prunes_trains_for_int8_and_ships(hf_recipe, tmp
         assert student.distill_quantization["kind"] == "dynamic-int8"
         assert student.distill_quantization["trained"] == "qat"
     assert metrics["student"]["accuracy"] >= 0.7
+
+
+def test_an_export_can_trim_the_vocabulary_to_the_tokens_training_uses(hf_recipe, tmp_path,
+                                                                        cache_dir):
+    pytest.importorskip("onnxruntime")
+    import distill
+
+    text = hf_recipe + '[[stages]]\nkind = "export"\ntrim_vocabulary = true\n'
+    metrics = run_recipe(parse(text, tmp_path), tmp_path / "run", progress=False)
+    check = metrics["pipeline"][0]["export_check"]
+    trimmed = check["trimmed_vocabulary"]
+    # the tiny BERT has 32 rows; its 18-token tokenizer reaches at most 18 of them (+1 shared)
+    assert trimmed["rows_before"] == 32 and trimmed["rows_after"] <= 19
+    assert trimmed["parameters_after"] < trimmed["parameters_before"]
+    # every test token was seen in training here: trimming changes no prediction
+    assert trimmed["agreement_with_untrimmed"] == 1.0
+    assert check["agreement"] >= 0.999  # the fp32 graph computes the trimmed model
+    student = distill.load(tmp_path / "run" / "student")
+    assert type(student).__name__ == "OnnxModel"
+    assert metrics["student"]["accuracy"] == pytest.approx(metrics["stages"][0]["accuracy"])

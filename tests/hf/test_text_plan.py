@@ -47,6 +47,9 @@ def test_text_candidates_cut_blocks_neurons_and_deploy_each_way():
     assert heads[1].stages[0] == {"kind": "prune", "method": "structured", "ratio": 0.5,
                                   "target": "heads"} and heads[1].name.endswith("heads 50%, "
                                                                                "pytorch fp32")
+    trimmed = candidates(recipe, teacher_blocks=6, blocks=(2,), prune=(),
+                         deploy=("onnx int8, trimmed vocabulary",))
+    assert trimmed[0].stages == [{"kind": "export", "int8": "dynamic", "trim_vocabulary": True}]
     with pytest.raises(ValueError, match="blocks must be between 1 and the teacher's 6"):
         candidates(recipe, teacher_blocks=6, blocks=(7,))
     with pytest.raises(ValueError, match="unknown deployment"):

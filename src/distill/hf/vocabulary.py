@@ -199,3 +199,60 @@ def tokenized_alike(original: Any, trimmed: TrimmedVocabulary, texts: Sequence[s
         unknown += sum(i == unk for i in ids)
         tokens += len(ids)
     return {"texts_alike": same / max(1, len(texts)), "unknown_tokens": unknown / max(1, tokens)}
+
+
+class RemappedEmbedding(nn.Module):
+    """An embedding table of the kept rows that still takes the original token ids: the
+    tokenizer stays as it was, and an ONNX export carries the mapping in its graph (one
+    integer lookup). Ids that were dropped share one extra row, the mean of the dropped
+    vectors: text the trimming never saw degrades gently instead of failing."""
+
+    def __init__(self, table: nn.Embedding, kept: Tensor):
+        super().__init__()
+        weight = table.weight.detach()
+        dropped = torch.ones(len(weight), dtype=torch.bool)
+        dropped[kept] = False
+        unknown = weight[dropped].mean(0, keepdim=True) if dropped.any() else weight[:1] * 0
+        self.embedding = nn.Embedding.from_pretrained(
+            torch.cat([weight[kept], unknown]).clone(), freeze=False)
+        old_to_new = torch.full((len(weight),), len(kept), dtype=torch.long)
+        old_to_new[kept] = torch.arange(len(kept))
+        self.register_buffer("old_to_new", old_to_new)
+
+    @property
+    def weight(self) -> Tensor:  # what code reading ``get_input_embeddings().weight`` sees
+        return self.embedding.weight
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        return self.embedding(self.old_to_new[input_ids])
+
+
+def used_ids(data: Any) -> set[int]:
+    """Every token id in a tokenized dataset's ``input_ids`` (padding included)."""
+    encodings = getattr(data, "encodings", None)
+    if not isinstance(encodings, dict) or "input_ids" not in encodings:
+        raise ValueError("vocabulary trimming reads token ids: it needs tokenized text "
+                         f"(got {type(data).__name__})")
+    return set(torch.unique(encodings["input_ids"]).tolist())
+
+
+def remapped_vocabulary(model: nn.Module, data: Any) -> tuple[nn.Module, dict[str, int]]:
+    """A copy of ``model`` whose input embedding keeps only the rows ``data`` uses, still
+    reading the original ids (:class:`RemappedEmbedding`); and the counts (rows before and
+    after, parameters before and after). For deployment (an ONNX export): the copy is not a
+    standard Hugging Face model any more."""
+    table = model.get_input_embeddings()
+    if not isinstance(table, nn.Embedding):
+        raise ValueError(f"vocabulary trimming needs an nn.Embedding input table; "
+                         f"{type(model).__name__} has a {type(table).__name__}")
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if output is not None and output.weight.shape[0] == table.weight.shape[0]:
+        raise ValueError("this model predicts over its vocabulary (a language-model head): "
+                         "trim it with trim_vocabulary, which rewrites the tokenizer too")
+    kept = torch.tensor(sorted(i for i in used_ids(data) if i < table.num_embeddings))
+    before = sum(p.numel() for p in model.parameters())
+    trimmed = copy.deepcopy(model)
+    trimmed.set_input_embeddings(RemappedEmbedding(trimmed.get_input_embeddings(), kept))
+    after = sum(p.numel() for p in trimmed.parameters())
+    return trimmed, {"rows_before": int(table.num_embeddings), "rows_after": len(kept) + 1,
+                     "parameters_before": before, "parameters_after": after}

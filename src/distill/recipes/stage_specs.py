@@ -60,6 +60,10 @@ class ExportStage(Section):
     format: Literal["onnx"] = "onnx"
     int8: Literal["none", "dynamic", "static"] = "none"
     calibration_batches: Count = 16
+    trim_vocabulary: bool = False
+    """Text students: keep only the embedding rows the training text uses; the graph maps
+    the original token ids onto them, so the tokenizer stays the same (ids never seen in
+    training share one row)."""
 
 
 StageSpec = Annotated[

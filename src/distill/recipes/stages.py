@@ -60,7 +60,8 @@ def label(spec: Any) -> str:
     if isinstance(spec, QuantizeStage):
         return f"quantize {spec.method}"
     if isinstance(spec, ExportStage):
-        return "export onnx" + ("" if spec.int8 == "none" else f" int8 {spec.int8}")
+        return ("export onnx" + ("" if spec.int8 == "none" else f" int8 {spec.int8}")
+                + (", vocabulary trimmed" if spec.trim_vocabulary else ""))
     return "distill"
 
 
@@ -189,20 +190,50 @@ def apply_stage(spec: Any, current: nn.Module, recipe: Recipe, teacher: nn.Modul
         return model, history, None
     if isinstance(spec, QuantizeStage):
         return _quantize(spec, current, recipe, teacher, train, test, progress)
+    exported, _, _ = export(spec, current, train, test, export_to, fp32=fp32, records=records)
+    return exported, [], None
+
+
+def export(spec: ExportStage, current: nn.Module, train: Any, test: Any,
+           export_to: Path | None, *, fp32: nn.Module | None = None,
+           records: dict[str, Any] | None = None
+           ) -> tuple[nn.Module, nn.Module, dict[str, Any] | None]:
+    """(the exported model, the PyTorch model it was exported from, the vocabulary trimming's
+    counts when asked for)."""
     from distill.quantize import to_onnx
 
     if export_to is None:
         raise ValueError("an export stage needs a folder to write (export_to)")
     shutil.rmtree(export_to, ignore_errors=True)
     int8 = {"none": False}.get(spec.int8, spec.int8)
+    source, trimmed = fp32 if fp32 is not None else current, None
+    if spec.trim_vocabulary:
+        from distill.hf.vocabulary import remapped_vocabulary
+
+        source, trimmed = remapped_vocabulary(source, train)
+        log.info("vocabulary: %d of %d embedding rows kept (%d -> %d parameters)",
+                 trimmed["rows_after"], trimmed["rows_before"], trimmed["parameters_before"],
+                 trimmed["parameters_after"])
     with torch.no_grad():
-        to_onnx(fp32 if fp32 is not None else current, example_batch(test), export_to, int8=int8,
+        to_onnx(source, example_batch(test), export_to, int8=int8,
                 calibration=train, calibration_batches=spec.calibration_batches,
                 **(records or {}))
-    return load(export_to), [], None
+    return load(export_to), source, trimmed
 
 
 FP32_AGREEMENT = 0.999  # an fp32 export may flip a near-tie, not a model's answers
+
+
+def _agreement(a: nn.Module, b: nn.Module, test: Any) -> dict[str, float]:
+    """Top-1 agreement of two models on the test set, and ``b``'s accuracy."""
+    from distill.evaluate.predict import predict
+
+    first, second = predict(a, test), predict(b, test)
+    same = (first.logits.argmax(-1) == second.logits.argmax(-1)).float().mean()
+    out = {"agreement_with_untrimmed": float(same)}
+    if second.labels is not None:
+        out["accuracy"] = float((second.logits.argmax(-1) == second.labels).float().mean())
+    return out
 
 
 def export_check(source: nn.Module, exported: nn.Module, test: Any, int8: bool
@@ -250,18 +281,25 @@ def run_stages(recipe: Recipe, out: Path, student: nn.Module, teacher: nn.Module
         name = label(spec)
         log.info("stage %d: %s", index, name)
         started = time.perf_counter()
-        onnx = out / STAGES / f".export-{index:02d}" if isinstance(spec, ExportStage) else None
-        model, history, new_fp32 = apply_stage(spec, current, recipe, teacher, train, test,
-                                               fp32=fp32, export_to=onnx, progress=progress,
-                                               records=records)
         check = None
         if isinstance(spec, ExportStage):
-            check = export_check(fp32 if fp32 is not None else current, model, test,
-                                 spec.int8 != "none")
+            onnx = out / STAGES / f".export-{index:02d}"
+            model, source, trimmed = export(spec, current, train, test, onnx, fp32=fp32,
+                                            records=records)
+            history, new_fp32 = [], None
+            check = export_check(source, model, test, spec.int8 != "none")
+            if check is not None and trimmed is not None:  # what the trimming alone changed
+                untrimmed = fp32 if fp32 is not None else current
+                check["trimmed_vocabulary"] = {
+                    **trimmed, **_agreement(untrimmed, source, test)}
             if check is not None:
                 log.info("stage %d: the export agrees with PyTorch on %.2f%% of the test set "
                          "(accuracy %.2f%% -> %.2f%%)", index, 100 * check["agreement"],
                          100 * check["accuracy_pytorch"], 100 * check["accuracy_exported"])
+        else:
+            onnx = None
+            model, history, new_fp32 = apply_stage(spec, current, recipe, teacher, train, test,
+                                                   fp32=fp32, progress=progress)
         stage = Stage(index, name, out, model, history, time.perf_counter() - started,
                       fp32=new_fp32, check=check)
         stages.append(checkpoint(out, recipe, stage, spec.kind, onnx))
