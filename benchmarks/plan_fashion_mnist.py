@@ -42,11 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs") / "plan-fashion-mnist")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "plan_fashion_mnist.json")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
     torch.set_num_threads(2)  # training; latency is measured with the recipe's [evaluate]
-    recipe = load_recipe(args.recipe)
-    result = plan(recipe, min_speedup=args.min_speedup, min_retention=args.min_retention)
-    folder = write_plan(result, recipe, args.work / "plan")
+    return plan_and_reproduce(load_recipe(args.recipe), args.min_speedup, args.min_retention,
+                              args.seeds, args.work, args.out)
+
+
+def plan_and_reproduce(recipe, min_speedup: float, min_retention: float, seeds: int,
+                       work: Path, out: Path, **search) -> int:
+    """``distill plan`` on ``recipe``, then its recommended recipe run for ``seeds`` seeds;
+    ``search``: the planner's own options (widths, blocks, prune, deploy, ...)."""
+    started = time.perf_counter()
+    result = plan(recipe, min_speedup=min_speedup, min_retention=min_retention, **search)
+    folder = write_plan(result, recipe, work / "plan")
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(1), "plan": result, "plan_seconds":
               time.perf_counter() - started, "runs": []}
@@ -54,17 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     if result["recommended"]:
         best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
         base = load_recipe(folder / "recommended.toml").model_dump(mode="json",
-                                                                    exclude_none=True)
-        for seed in range(args.seeds):
-            base["train"]["seed"] = seed
+                                                                    exclude_none=True,
+                                                                    exclude_unset=True)
+        for seed in range(seeds):
+            base.setdefault("train", {})["seed"] = seed
             t0 = time.perf_counter()
-            metrics = run_recipe(parse_recipe(base), args.work / f"run-seed{seed}", force=True)
+            metrics = run_recipe(parse_recipe(base), work / f"run-seed{seed}", force=True)
             record["runs"].append({
                 "seed": seed, "seconds": time.perf_counter() - t0,
                 "accuracy": metrics["student"]["accuracy"], "retention": metrics["retention"],
                 "speedup": metrics["speedup"], "teacher_accuracy":
                 metrics["teacher"]["accuracy"], "latency_ms_p50":
-                metrics["student"]["latency_ms_p50"]})
+                metrics["student"]["latency_ms_p50"],
+                "size_bytes": metrics["student"].get("size_bytes"),
+                "teacher_size_bytes": metrics["teacher"].get("size_bytes")})
         runs = record["runs"]
         record["reproduction"] = {
             "plan": {k: best[k] for k in ("accuracy", "retention", "speedup",
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{runs[0]['speedup']:.2f}x; {len(runs)} seeds retention "
             f"{100 * s['retention']['mean']:.2f} ± {100 * s['retention']['std']:.2f}%, "
             f"speed-up {s['speedup']['mean']:.2f} ± {s['speedup']['std']:.2f}x")
-    write_record(record, args.out, started, "\n".join(summary))
+    write_record(record, out, started, "\n".join(summary))
     return 0
 
 
