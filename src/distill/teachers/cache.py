@@ -312,9 +312,12 @@ class _Writer:
         if module is not None:
             module.eval().to(self.device)
         start, rows = self.done, len(self.data)
-        if self.manifest["shard_rows"] is None:  # the same size on every rank: from row 0
-            first = next(iter(Batches(_rest_of(self.data, 0, 1), 1, shuffle=False)))
+        first = next(iter(Batches(_rest_of(self.data, 0, 1), 1, shuffle=False)))
+        with torch.no_grad():
             row = self._arrays(self._outputs(module, first, 0), 0)
+        if start < rows:  # every rank, before any writes: will the rest fit on the disk?
+            self._check_disk(row, rows - start)
+        if self.manifest["shard_rows"] is None:  # the same size on every rank: from row 0
             row_bytes = sum(a[0].nbytes for a in row.values())
             self.manifest["shard_rows"] = max(1, SHARD_BYTES // max(row_bytes, 1))
         size, first_index = self.manifest["shard_rows"], len(self.manifest["shards"])
