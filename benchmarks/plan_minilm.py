@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, nargs="+", default=None)
     parser.add_argument("--prune", type=float, nargs="+", default=None)
     parser.add_argument("--deploy", nargs="+", default=None)
+    parser.add_argument("--block-choice", nargs="+", default=None)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("runs") / "plan-minilm")
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)  # training; latency is measured with [evaluate] threads
     search = {k: tuple(v) for k, v in (("blocks", args.blocks), ("prune", args.prune),
-                                       ("deploy", args.deploy)) if v is not None}
+                                       ("deploy", args.deploy),
+                                       ("block_choice", args.block_choice)) if v is not None}
     recipe = parse_recipe(base_recipe(args.max_length), str(BASE), BASE.parent)
     return plan_and_reproduce(recipe, args.min_speedup, args.min_retention, args.seeds,
                               args.work, args.out, **search)

@@ -196,6 +196,10 @@ def _parser() -> argparse.ArgumentParser:
                     "distillation (default 0 0.5; 0 = off)")
     pl.add_argument("--blocks", type=int, nargs="+", help="text students (hf-layers): how "
                     "many of the teacher's blocks to keep (default: a half, a third, a sixth)")
+    pl.add_argument("--block-choice", nargs="+", choices=["every-other", "first",
+                                                           "importance"],
+                    help="text students: which blocks to keep (default every-other: evenly "
+                    "from the first; importance: the blocks that change their input most)")
     pl.add_argument("--heads", type=float, nargs="+", help="text students of the llama "
                     "family: share of attention heads cut (default 0)")
     pl.add_argument("--finalists", type=int, default=2, help="widths trained in full")
@@ -412,6 +416,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                   widths=tuple(args.widths) if args.widths else None,
                   blocks=tuple(args.blocks) if args.blocks else None,
                   heads=tuple(args.heads) if args.heads else None,
+                  block_choice=tuple(args.block_choice) if args.block_choice else None,
                   deploy=tuple(args.deploy) if args.deploy else None,
                   prune=tuple(args.prune) if args.prune else None,
                   finalists=args.finalists, progress=False if args.no_progress else None)

@@ -50,6 +50,17 @@ def test_text_candidates_cut_blocks_neurons_and_deploy_each_way():
     trimmed = candidates(recipe, teacher_blocks=6, blocks=(2,), prune=(),
                          deploy=("onnx int8, trimmed vocabulary",))
     assert trimmed[0].stages == [{"kind": "export", "int8": "dynamic", "trim_vocabulary": True}]
+    chosen = candidates(recipe, teacher_blocks=6, blocks=(3, 1), prune=(),
+                        deploy=("pytorch fp32",), block_choice=("every-other", "first",
+                                                                "importance"),
+                        importance=[0.1, 0.5, 0.2, 0.9, 0.3, 0.4])
+    # first 1 block is every-other's [0]: listed once
+    assert [(c.label, c.student["layers"]) for c in chosen] == [
+        ("3 blocks", [0, 2, 4]), ("first 3 blocks", [0, 1, 2]),
+        ("3 blocks by importance", [1, 3, 5]), ("1 block", [0]),
+        ("1 block by importance", [3])]
+    with pytest.raises(ValueError, match="needs a score per teacher block"):
+        candidates(recipe, teacher_blocks=6, block_choice=("importance",))
     with pytest.raises(ValueError, match="blocks must be between 1 and the teacher's 6"):
         candidates(recipe, teacher_blocks=6, blocks=(7,))
     with pytest.raises(ValueError, match="unknown deployment"):

@@ -104,21 +104,29 @@ def _check_ratios(name: str, ratios: tuple[float, ...]) -> None:
         raise ValueError(f"{name} ratios must be in [0, 1), got {list(ratios)}")
 
 
+BLOCK_CHOICES = ("every-other", "first", "importance")
+
+
 def candidates(recipe: Recipe, widths: tuple[float, ...] = DEFAULT_WIDTHS,
                deploy: tuple[str, ...] | None = None,
                prune: tuple[float, ...] = DEFAULT_PRUNE, *,
                blocks: tuple[int, ...] | None = None, heads: tuple[float, ...] = DEFAULT_HEADS,
-               teacher_blocks: int | None = None) -> list[Candidate]:
+               teacher_blocks: int | None = None,
+               block_choice: tuple[str, ...] = ("every-other",),
+               importance: list[float] | None = None) -> list[Candidate]:
     """Every width × pruning ratio × deployment; a pruned student is recovered by
     distillation for a third of the recipe's epochs (at least one).
 
     A Hugging Face text student (``arch = "hf-layers"``) is planned over ``blocks`` (how many
     of the teacher's ``teacher_blocks`` it keeps, evenly from the first: DistilBERT's rule) ×
     ``prune`` (share of MLP neurons cut) × ``heads`` (share of attention heads cut) ×
-    deployment; ``widths`` do not apply to it.
+    deployment; ``widths`` do not apply to it. ``block_choice`` says which blocks: evenly
+    from the first (``every-other``), the ``first`` ones, or the most important by
+    ``importance`` (a score per teacher block, higher = keep; Minitron's block importance).
     """
     if isinstance(recipe.student, HFLayersStudent):
-        return text_candidates(recipe, teacher_blocks, blocks, prune, heads, deploy)
+        return text_candidates(recipe, teacher_blocks, blocks, prune, heads, deploy,
+                               block_choice, importance)
     deploy = tuple(DEPLOY_KINDS) if deploy is None else deploy
     unknown = [d for d in deploy if d not in DEPLOY_KINDS]
     if unknown:
@@ -142,11 +150,33 @@ def default_blocks(teacher_blocks: int) -> tuple[int, ...]:
     return tuple(sorted({max(1, round(teacher_blocks / d)) for d in (2, 3, 6)}, reverse=True))
 
 
+def kept_blocks(count: int, teacher_blocks: int, choice: str,
+                importance: list[float] | None = None) -> list[int]:
+    """Which of the teacher's blocks a ``count``-block student keeps, in order."""
+    if choice == "every-other":
+        return [i * teacher_blocks // count for i in range(count)]
+    if choice == "first":
+        return list(range(count))
+    if choice == "importance":
+        if importance is None or len(importance) != teacher_blocks:
+            raise ValueError("block_choice 'importance' needs a score per teacher block")
+        return sorted(sorted(range(teacher_blocks), key=lambda i: -importance[i])[:count])
+    raise ValueError(f"unknown block choice {choice!r}; choose from {list(BLOCK_CHOICES)}")
+
+
+def _block_label(count: int, choice: str) -> str:
+    noun = f"block{'s' if count > 1 else ''}"
+    return {"every-other": f"{count} {noun}", "first": f"first {count} {noun}",
+            "importance": f"{count} {noun} by importance"}[choice]
+
+
 def text_candidates(recipe: Recipe, teacher_blocks: int | None,
                     blocks: tuple[int, ...] | None, prune: tuple[float, ...],
-                    heads: tuple[float, ...], deploy: tuple[str, ...] | None
-                    ) -> list[Candidate]:
-    """Blocks kept × MLP cut × heads cut × deployment for a Hugging Face text student."""
+                    heads: tuple[float, ...], deploy: tuple[str, ...] | None,
+                    block_choice: tuple[str, ...] = ("every-other",),
+                    importance: list[float] | None = None) -> list[Candidate]:
+    """Blocks kept × MLP cut × heads cut × deployment for a Hugging Face text student; a
+    choice of blocks that another choice already made is listed once."""
     if teacher_blocks is None:
         raise ValueError("planning a text student needs the teacher's block count "
                          "(teacher_blocks)")
@@ -162,22 +192,26 @@ def text_candidates(recipe: Recipe, teacher_blocks: int | None,
     _check_ratios("MLP pruning", prune)
     _check_ratios("head pruning", heads)
     recover = max(1, recipe.train.epochs // 3)
-    out = []
+    out, seen = [], set()
     for count in sorted(set(counts), reverse=True):
-        kept = [i * teacher_blocks // count for i in range(count)]  # every other from 0
-        student = {"arch": "hf-layers", "layers": kept}
-        label = f"{count} block{'s' if count > 1 else ''}"
-        for mlp in sorted(set(prune) | {0.0}):
-            for cut_heads in sorted(set(heads) | {0.0}):
-                before = ([{"kind": "prune", "method": "structured", "ratio": mlp}] if mlp
-                          else [])
-                if cut_heads:
-                    before.append({"kind": "prune", "method": "structured", "ratio": cut_heads,
-                                   "target": "heads"})
-                if before:
-                    before.append({"kind": "distill", "epochs": recover})
-                out += [Candidate(None, student, d, before + TEXT_DEPLOY_KINDS[d], mlp,
-                                  cut_heads, label) for d in deploy]
+        for choice in dict.fromkeys(block_choice):
+            kept = kept_blocks(count, teacher_blocks, choice, importance)
+            if tuple(kept) in seen:
+                continue
+            seen.add(tuple(kept))
+            student = {"arch": "hf-layers", "layers": kept}
+            label = _block_label(count, choice)
+            for mlp in sorted(set(prune) | {0.0}):
+                for cut_heads in sorted(set(heads) | {0.0}):
+                    before = ([{"kind": "prune", "method": "structured", "ratio": mlp}] if mlp
+                              else [])
+                    if cut_heads:
+                        before.append({"kind": "prune", "method": "structured",
+                                       "ratio": cut_heads, "target": "heads"})
+                    if before:
+                        before.append({"kind": "distill", "epochs": recover})
+                    out += [Candidate(None, student, d, before + TEXT_DEPLOY_KINDS[d], mlp,
+                                      cut_heads, label) for d in deploy]
     return out
 
 

@@ -150,7 +150,7 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
          min_retention: float | None = None, widths: tuple[float, ...] | None = None,
          deploy: tuple[str, ...] | None = None, prune: tuple[float, ...] | None = None,
          blocks: tuple[int, ...] | None = None, heads: tuple[float, ...] | None = None,
-         finalists: int = 2,
+         block_choice: tuple[str, ...] | None = None, finalists: int = 2,
          rungs: tuple[int, ...] = (1, 3), progress: bool | None = None) -> dict[str, Any]:
     """Search the candidates for ``recipe``'s task under the budget; the plan as JSON values."""
     from distill.recipes.steps import distil_student, load_data
@@ -164,6 +164,12 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
     train, test, tokenizer = load_data(recipe)
     setup = get_teacher(recipe, train, test, progress, tokenizer)
     teacher = setup.module.eval()
+    if block_choice is not None:
+        kwargs["block_choice"] = block_choice
+        if "importance" in block_choice:  # Minitron: how much each block turns its input
+            from distill.hf.pruning import block_importance
+
+            kwargs["importance"] = block_importance(teacher, train)
     pool = candidates(recipe, teacher_blocks=_teacher_blocks(teacher), **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         screened = screen(recipe, pool, teacher, train, test, Path(tmp))
