@@ -84,6 +84,7 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
     (tmp_path / "base.toml").write_text(tomli_w.dumps(_recipe("teacher")))
     code = main(["plan", str(tmp_path / "base.toml"), "--min-speedup", "1.1", "--blocks", "2",
                  "1", "--prune", "0", "0.5", "--deploy", "pytorch fp32", "onnx int8",
+                 "onnx int8, QAT",
                  "--finalists", "1", "--out", str(tmp_path / "plan"), "--no-progress"])
     captured = capsys.readouterr()
     printed = captured.out
@@ -91,13 +92,15 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
     result = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert set(result["screen"]) == {f"{b}{m}, {d}" for b in ("2 blocks", "1 block")
                                      for m in ("", ", MLP 50%")
-                                     for d in ("pytorch fp32", "onnx int8")}
+                                     for d in ("pytorch fp32", "onnx int8", "onnx int8, QAT")}
     if not result["finalists"]:  # a busy machine can push every candidate over the budget
         assert code == 0 and "no plan met the budget" in printed
         return
     assert code == 0 and result["recommended"] in result["frontier"]
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
     assert best["label"] in ("2 blocks", "1 block")
+    qat = [r for r in result["finalists"] if r["deploy"] == "onnx int8, QAT"]
+    assert qat and all(r["stages"][-2]["method"] == "qat" for r in qat)
     assert main(["run", str(tmp_path / "plan" / "recommended.toml"), "--out",
                  str(tmp_path / "run"), "--quiet"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

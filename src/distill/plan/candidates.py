@@ -25,6 +25,9 @@ TEXT_DEPLOY_KINDS: dict[str, list[dict[str, Any]]] = {
     "pytorch int8": [{"kind": "quantize", "method": "dynamic"}],
     "onnx fp32": [{"kind": "export"}],
     "onnx int8": [{"kind": "export", "int8": "dynamic"}],
+    # one epoch of quantization-aware distillation, its weights then int8 in ONNX Runtime
+    "onnx int8, QAT": [{"kind": "quantize", "method": "qat", "epochs": 1},
+                       {"kind": "export", "int8": "dynamic"}],
     # the embedding rows the training text never reaches dropped: size, not speed
     "onnx int8, trimmed vocabulary": [{"kind": "export", "int8": "dynamic",
                                        "trim_vocabulary": True}],

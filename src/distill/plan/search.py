@@ -38,7 +38,7 @@ from distill.plan.frontier import choose, pareto
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.data_specs import reads_text
 from distill.recipes.schema import Recipe
-from distill.recipes.stage_specs import DistillStage, ExportStage
+from distill.recipes.stage_specs import DistillStage, ExportStage, QuantizeStage
 from distill.recipes.stages import apply_stage
 from distill.teachers import PrecomputedTeacher
 
@@ -56,14 +56,17 @@ def _split(train: Any, share: float = 0.1, seed: int = 0) -> tuple[Any, Any]:
 def _apply(candidate: Candidate, stages: list, model, recipe: Recipe, teacher, train, test,
            folder: Path, *, train_stages: bool = True):
     """``model`` through ``stages`` (part of ``candidate``'s pipeline), by the same code the
-    recipe's stages run; ``train_stages=False`` skips the distillations (latency only)."""
-    current = model
+    recipe's stages run; ``train_stages=False`` skips the distillations and quantization-aware
+    training (latency only: a QAT student exports to the same int8 graph)."""
+    current, fp32 = model, None
     for i, spec in enumerate(candidate_recipe(recipe, candidate, stages).stages):
-        if isinstance(spec, DistillStage) and not train_stages:
+        trains = isinstance(spec, DistillStage) or (isinstance(spec, QuantizeStage)
+                                                    and spec.method == "qat")
+        if trains and not train_stages:
             continue
         export_to = folder / f"{candidate.slug}-{i}" if isinstance(spec, ExportStage) else None
-        current, _, _ = apply_stage(spec, current, recipe, teacher, train, test,
-                                    export_to=export_to)
+        current, _, fp32 = apply_stage(spec, current, recipe, teacher, train, test, fp32=fp32,
+                                       export_to=export_to)
     return current
 
 
