@@ -44,6 +44,38 @@ def base_recipe(max_length: int) -> dict:
     return table
 
 
+def fixed_length_latency(work: Path, lengths=(64, 128), batches=(1, 32), threads=(1, 2)
+                         ) -> dict[str, dict]:
+    """The reproduced student (seed 0's run folder) beside the fine-tuned teacher at fixed
+    sequence lengths (every position a real token: the issue's 64 and 128 tokens), batch 1
+    and 32, 1 and 2 threads: the planner itself times real test snippets, which are shorter."""
+    import json
+
+    import distill
+    from distill.data import DatasetInfo
+    from distill.evaluate.latency import measure_latency
+    from distill.hf import TokenizedText
+
+    run = work / "run-seed0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    models = {"teacher": distill.load(metrics["teacher_path"]),
+              "student": distill.load(run / "student")}
+    out: dict[str, dict] = {}
+    vocab = models["teacher"].config.vocab_size
+    for length in lengths:
+        ids = torch.randint(min(1000, vocab // 2), vocab, (max(batches), length))
+        data = TokenizedText({"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+                             torch.zeros(len(ids), dtype=torch.long),
+                             DatasetInfo("fixed", (length,), 2))
+        for n in threads:
+            found = measure_latency(models, data, batch_sizes=list(batches), threads=n)
+            for batch in batches:
+                t, s = found["teacher"][batch]["p50"], found["student"][batch]["p50"]
+                out[f"{length} tokens, batch {batch}, {n} thread(s)"] = {
+                    "teacher_ms": t, "student_ms": s, "speedup": t / s}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--min-speedup", type=float, default=6.0)
@@ -62,8 +94,18 @@ def main(argv: list[str] | None = None) -> int:
                                        ("deploy", args.deploy),
                                        ("block_choice", args.block_choice)) if v is not None}
     recipe = parse_recipe(base_recipe(args.max_length), str(BASE), BASE.parent)
-    return plan_and_reproduce(recipe, args.min_speedup, args.min_retention, args.seeds,
+    code = plan_and_reproduce(recipe, args.min_speedup, args.min_retention, args.seeds,
                               args.work, args.out, **search)
+    if (args.work / "run-seed0" / "metrics.json").is_file():
+        import json
+
+        record = json.loads(args.out.read_text())
+        record["fixed_length_latency"] = fixed_length_latency(args.work)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        for key, row in record["fixed_length_latency"].items():
+            print(f"{key}: teacher {row['teacher_ms']:.2f} ms, student {row['student_ms']:.2f} "
+                  f"ms, {row['speedup']:.2f}x")
+    return code
 
 
 if __name__ == "__main__":
