@@ -134,3 +134,17 @@ def test_text_recipes_the_planner_cannot_cut_are_refused_first():
     recipe["student"] = {"arch": "hf-scratch", "config": {"hidden_size": 8}}
     with pytest.raises(ValueError, match="arch = 'hf-layers'; it also plans 'mlp' and 'cnn'"):
         plan(parse_recipe(recipe), min_speedup=2)
+
+
+def test_a_teacher_family_the_planner_cannot_cut_is_named_before_any_work(tmp_path):
+    from distill.plan import plan
+
+    from .conftest import transformers
+
+    config = transformers.GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=32,
+                                     num_labels=2)
+    transformers.GPT2ForSequenceClassification(config).save_pretrained(tmp_path / "gpt2")
+    recipe = _recipe(str(tmp_path / "gpt2"))  # its data file does not even exist
+    with pytest.raises(ValueError, match="cuts the blocks of bert, .*this teacher is model_type "
+                                         "'gpt2'"):
+        plan(parse_recipe(recipe), min_speedup=2)

@@ -133,6 +133,24 @@ def _plannable(recipe: Recipe) -> None:
                 "blocks: [teacher] arch = 'hf' (task 'sequence-classification') and [student] "
                 "arch = 'hf-layers'; it also plans 'mlp' and 'cnn' students on images and "
                 "tables")
+        _check_family(teacher)
+
+
+def _check_family(spec: Any) -> None:
+    """Before any fine-tuning: the teacher's model type is one whose blocks the planner can
+    cut (its config.json read, nothing run)."""
+    from distill.hf.layers import FAMILIES
+
+    try:
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(
+            str(spec.model), trust_remote_code=spec.trust_code).model_type
+    except Exception:  # unreadable here (say, a hub id offline): the teacher's loading says why
+        return
+    if model_type not in FAMILIES:
+        raise ValueError(f"the planner cuts the blocks of {', '.join(sorted(FAMILIES))} "
+                         f"models; this teacher is model_type {model_type!r}")
 
 
 def _teacher_blocks(teacher) -> int | None:
@@ -141,10 +159,7 @@ def _teacher_blocks(teacher) -> int | None:
 
     if not is_hf_model(teacher):
         return None
-    try:
-        family_of(teacher)
-    except ValueError as err:
-        raise ValueError(f"the planner cannot cut this teacher's blocks: {err}") from None
+    family_of(teacher)  # checked before the teacher was loaded (_check_family); kept as a guard
     return len(block_names(teacher))
 
 
