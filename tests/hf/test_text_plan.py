@@ -83,8 +83,7 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
 
     (tmp_path / "base.toml").write_text(tomli_w.dumps(_recipe("teacher")))
     code = main(["plan", str(tmp_path / "base.toml"), "--min-speedup", "1.1", "--blocks", "2",
-                 "1", "--prune", "0", "0.5", "--deploy", "pytorch fp32", "onnx int8",
-                 "onnx int8, QAT",
+                 "1", "--prune", "0", "0.5", "--deploy", "pytorch fp32", "pytorch int8",
                  "--finalists", "1", "--out", str(tmp_path / "plan"), "--no-progress"])
     captured = capsys.readouterr()
     printed = captured.out
@@ -92,19 +91,38 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
     result = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert set(result["screen"]) == {f"{b}{m}, {d}" for b in ("2 blocks", "1 block")
                                      for m in ("", ", MLP 50%")
-                                     for d in ("pytorch fp32", "onnx int8", "onnx int8, QAT")}
+                                     for d in ("pytorch fp32", "pytorch int8")}
     if not result["finalists"]:  # a busy machine can push every candidate over the budget
         assert code == 0 and "no plan met the budget" in printed
         return
     assert code == 0 and result["recommended"] in result["frontier"]
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
     assert best["label"] in ("2 blocks", "1 block")
-    qat = [r for r in result["finalists"] if r["deploy"] == "onnx int8, QAT"]
-    assert qat and all(r["stages"][-2]["method"] == "qat" for r in qat)
     assert main(["run", str(tmp_path / "plan" / "recommended.toml"), "--out",
                  str(tmp_path / "run"), "--quiet"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["student"]["accuracy"] == pytest.approx(best["accuracy"], abs=0.03)
+
+
+def test_screening_exports_a_qat_candidate_without_training_it(tmp_path, make_bert, tokenizer,
+                                                               reviews, monkeypatch):
+    """Latency only: the QAT student exports to the same int8 graph, so the screen skips its
+    epoch of training (and every distillation)."""
+    pytest.importorskip("onnxruntime")
+    from distill.plan import search
+
+    train, test = reviews
+    teacher = make_bert(layers=2)
+    recipe = parse_recipe(_recipe("teacher"))
+    qat = candidates(recipe, teacher_blocks=2, blocks=(1,), prune=(0.5,),
+                     deploy=("onnx int8, QAT",))[-1]
+    assert [s["kind"] for s in qat.stages] == ["prune", "distill", "quantize", "export"]
+    monkeypatch.setattr("distill.recipes.stages.distill", lambda *a, **k: pytest.fail("trained"))
+    from distill.hf import keep_layers
+
+    deployed = search._apply(qat, qat.stages, keep_layers(teacher, [0]), recipe, teacher,
+                             train, test, tmp_path, train_stages=False)
+    assert type(deployed).__name__ == "OnnxModel" and deployed.config["int8"] == "dynamic"
 
 
 def test_a_budget_nobody_meets_names_the_closest_and_what_they_miss_by():
