@@ -79,7 +79,7 @@ class SampledTargets:
 
     @classmethod
     def from_logits(cls, logits: Tensor, n: int, temperature: float = 1.0, *,
-                    top_k: int = 0, sampler: str = "multinomial",
+                    top_k: int = 0, sampler: str = "stratified",
                     generator: torch.Generator | None = None) -> SampledTargets:
         """Draw ``n`` tokens per position from ``softmax(logits / T)``; with ``top_k``, keep
         the k most likely tokens exactly and draw from the rest.
@@ -89,7 +89,7 @@ class SampledTargets:
         with one uniform ``U`` per position). Every draw is still distributed as ``p`` on
         average, so the estimate stays unbiased, but a token holding a share ``p ≥ 1/n`` is
         drawn ``⌊n·p⌋`` or ``⌈n·p⌉`` times instead of anything from 0 to n: far less noise
-        at the same bytes.
+        at the same bytes. Stratified is the default here as in ``cache_teacher`` and recipes.
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
