@@ -98,6 +98,8 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
     assert code == 0 and result["recommended"] in result["frontier"]
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
     assert best["label"] in ("2 blocks", "1 block")
+    assert result["cpu"] in printed and "thread(s)" in printed  # the machine beside the table
+    assert result["teacher_onnx_fp32"] is None  # no ONNX deployment among the finalists
     assert main(["run", str(tmp_path / "plan" / "recommended.toml"), "--out",
                  str(tmp_path / "run"), "--quiet"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -80,6 +80,11 @@ def test_a_plan_recommends_a_recipe_that_reproduces_its_numbers(tmp_path, monkey
     if len(widths) == 3:  # 1 epoch, then 3: 3 -> 2 -> 1 (on a busy machine fewer may pass)
         assert [len(r["kept"]) for r in result["rungs"]] == [2, 1]
     assert result["recommended"] in result["frontier"]
+    if any(r["deploy"].startswith("onnx") for r in result["finalists"]):  # both baselines
+        teacher_onnx = result["teacher_onnx_fp32"]["latency_ms_p50"]
+        for r in result["finalists"]:
+            assert r["speedup_vs_onnx_teacher"] == pytest.approx(
+                teacher_onnx / r["latency_ms_p50"])
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
     assert best["latency_ms_p50"] <= result["budget"]["max_latency_ms"]
     page = (tmp_path / "plan" / "report.html").read_text()

@@ -12,13 +12,20 @@ from distill.recipes.schema import Recipe
 
 def table(result: dict[str, Any]) -> str:
     """The finalists as markdown, frontier and recommendation marked."""
-    rows = ["| plan | accuracy | retention | latency p50 | speed-up | size | frontier |",
-            "|---|---:|---:|---:|---:|---:|:---:|"]
+    onnx = result.get("teacher_onnx_fp32") is not None
+    rows = [f"Batch-1 latency on {result.get('cpu', 'this CPU')}, "
+            f"{result.get('threads', 1)} thread(s); speed-ups over the teacher in PyTorch fp32"
+            + (" and in ONNX Runtime fp32" if onnx else "") + ".", "",
+            "| plan | accuracy | retention | latency p50 | speed-up |"
+            + (" vs ONNX teacher |" if onnx else "") + " size | frontier |",
+            "|---|---:|---:|---:|---:|" + ("---:|" if onnx else "") + "---:|:---:|"]
     for r in sorted(result["finalists"], key=lambda r: r["latency_ms_p50"]):
         mark = "**" if r["name"] == result["recommended"] else ""
+        versus = (f" {r['speedup_vs_onnx_teacher']:.2f}× |"
+                  if onnx and r.get("speedup_vs_onnx_teacher") else " – |" if onnx else "")
         rows.append(f"| {mark}{r['name']}{mark} | {100 * r['accuracy']:.2f}% | "
                     f"{100 * r['retention']:.2f}% | {r['latency_ms_p50']:.3f} ms | "
-                    f"{r['speedup']:.2f}× | {r['size_bytes'] / 1e3:,.1f} kB | "
+                    f"{r['speedup']:.2f}× |{versus} {r['size_bytes'] / 1e3:,.1f} kB | "
                     f"{'●' if r['name'] in result['frontier'] else ''} |")
     return "\n".join(rows)
 

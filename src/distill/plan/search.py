@@ -117,6 +117,20 @@ def halve(recipe: Recipe, shapes: list[str], pool: list[Candidate], teacher, tra
     return records
 
 
+ONNX_TEACHER = "teacher, onnx fp32"
+
+
+def _onnx_teacher(teacher, test, folder: Path):
+    """The teacher exported to ONNX Runtime fp32 (checked against PyTorch), for the ratios."""
+    from distill.artifacts import load
+    from distill.quantize import to_onnx
+    from distill.recipes.stages import example_batch
+
+    with torch.no_grad():
+        to_onnx(teacher, example_batch(test), folder / "teacher-onnx")
+    return load(folder / "teacher-onnx")
+
+
 def _plannable(recipe: Recipe) -> None:
     """What the planner searches: image and table students by width, Hugging Face text
     classifiers by blocks kept; a teacher to distil from; every training sample labeled."""
@@ -222,11 +236,16 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
                     for c in members:
                         deployed[c.name] = _apply(c, c.deploy_stages, base, recipe, teacher,
                                                   train, test, Path(tmp))
+            if any(c.deploy.startswith("onnx") for c in passing if c.shape in chosen):
+                # the teacher in ONNX Runtime fp32 too: a reader on another CPU compares the
+                # runtimes' own gains, not just the speed-up over PyTorch eager
+                deployed[ONNX_TEACHER] = _onnx_teacher(teacher, test, Path(tmp))
             ev = recipe.evaluate
             measured = evaluate_models(deployed, test, reference="teacher",
                                        batch_sizes=ev.batch_sizes, threads=ev.threads,
                                        latency_repeats=ev.latency_repeats)
         teacher_row = measured.pop("teacher")
+        onnx_teacher = measured.pop(ONNX_TEACHER, None)
         for c in (c for c in passing if c.name in measured):
             m = measured[c.name]
             rows.append({"name": c.name, "width": c.width, "shape": c.shape, "label": c.label,
@@ -236,16 +255,23 @@ def plan(recipe: Recipe, *, max_latency_ms: float | None = None,
                          "retention": m["accuracy"] / teacher_row["accuracy"],
                          "latency_ms_p50": m["latency_ms_p50"],
                          "latency_ms_p95": m["latency_ms_p95"], "size_bytes": m["size_bytes"],
-                         "speedup": teacher_row["latency_ms_p50"] / m["latency_ms_p50"]})
+                         "speedup": teacher_row["latency_ms_p50"] / m["latency_ms_p50"],
+                         "speedup_vs_onnx_teacher": None if onnx_teacher is None else
+                         onnx_teacher["latency_ms_p50"] / m["latency_ms_p50"]})
     else:
         teacher_row = {"latency_ms_p50": screened["teacher"]["latency_ms_p50"]}
+        onnx_teacher = None
     limits = {"max_latency_ms": budget, "max_size_bytes": size_limit,
               "min_retention": min_retention}
     frontier = pareto(rows)
     best = choose(rows, limits)
+    from distill.evaluate.hardware import describe_cpu
+
     return {
         "recipe": recipe.name, "budget": limits, "min_speedup": min_speedup,
-        "teacher": teacher_row, "screen_teacher": screened["teacher"],
+        "cpu": describe_cpu(), "threads": recipe.evaluate.threads,
+        "teacher": teacher_row, "teacher_onnx_fp32": onnx_teacher,
+        "screen_teacher": screened["teacher"],
         "screen": {c.name: {**screened[c.name],
                                                     "passed": c in passing} for c in pool},
         "rungs": rung_records, "finalists": rows, "frontier": [r["name"] for r in frontier],

@@ -16,15 +16,19 @@ SECTIONS = ("budget", "pareto", "finalists", "search")
 
 
 def _finalists(result: dict[str, Any]) -> str:
+    onnx = result.get("teacher_onnx_fp32") is not None
     head = ("plan", "accuracy", "retention", "agreement", "latency p50", "latency p95",
-            "speed-up", "size", "frontier")
+            "speed-up", *(("vs teacher in ONNX Runtime fp32",) if onnx else ()), "size",
+            "frontier")
     body = []
     for r in sorted(result["finalists"], key=lambda r: r["latency_ms_p50"]):
         name = escape(r["name"])
         if r["name"] == result["recommended"]:
             name = f'<span class="flag">{name} (recommended)</span>'
+        versus = r.get("speedup_vs_onnx_teacher")
         cells = [name, _pct(r["accuracy"]), _pct(r["retention"]), _pct(r.get("agreement")),
                  _ms(r["latency_ms_p50"]), _ms(r["latency_ms_p95"]), f"{r['speedup']:.2f}×",
+                 *((f"{versus:.2f}×" if versus else "–",) if onnx else ()),
                  _size(r["size_bytes"]), "●" if r["name"] in result["frontier"] else ""]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>"
@@ -75,7 +79,9 @@ def render_plan_html(result: dict[str, Any]) -> str:
     sections = {
         "budget": ("Budget", f"<p>{escape('; '.join(limits))}. Teacher: "
                    f"{_pct(teacher.get('accuracy'))} at {_ms(teacher['latency_ms_p50'])}."
-                   f"</p><p>{verdict}</p>"),
+                   f"</p><p>{verdict}</p><p>Latency measured on "
+                   f"{escape(str(result.get('cpu', 'this CPU')))}, "
+                   f"{result.get('threads', 1)} thread(s), batch 1.</p>"),
         "pareto": ("Accuracy against latency",
                    img(pareto_plot(rows, budget["max_latency_ms"]), "plan frontier")
                    if rows else "<p class=\"none\">No candidate was within the budget.</p>"),
