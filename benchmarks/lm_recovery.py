@@ -34,7 +34,7 @@ from typing import Any
 import tomllib
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jobs import machine, mean_std, run_jobs, write_record  # noqa: E402
+from jobs import finished, job_key, machine, mean_std, run_jobs, write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "smollm2-shakespeare-mini.toml"
@@ -145,6 +145,48 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
     return [j for j in jobs if j["row"] in args.rows]
 
 
+ROW_NAMES = {"depth": "depth cut (skip criterion)", "width": "width cut (MLP neurons)",
+             "random": "depth cut's shape, random init", "sequence": "depth cut, teacher's text"}
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    found = mean_std(values)
+    return (f"{found['mean']:.2f} ± {found['std']:.2f}" if len(values) > 1
+            else f"{found['mean']:.2f}")
+
+
+def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    """The recovery table: per row, the distilled student and its cross-entropy twin (the
+    sequence row: its twin is Kim & Rush's sequence-level distillation), seeds pooled."""
+    first = pairs[0][1]
+    teacher = first["teacher"]
+    lines = [f"Teacher (domain-tuned): held-out perplexity {teacher['perplexity']:.2f}, "
+             f"{teacher['params']:,} parameters; before tuning "
+             f"{first['teacher_before_finetune'] or float('nan'):.2f}.", "",
+             "| row | parameters | seeds | KD student perplexity | its cross-entropy twin | "
+             "KD ÷ teacher | gap closed by KD | decode speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row, name in ROW_NAMES.items():
+        mine = [r for j, r in pairs if j["row"] == row]
+        if not mine:
+            continue
+        kd = [r["student"]["perplexity"] for r in mine]
+        ce = [r["baseline"]["perplexity"] for r in mine]
+        t = mine[0]["teacher"]["perplexity"]
+        gaps = [(c - k) / (c - t) for k, c in zip(kd, ce, strict=True) if c > t]
+        speed = [r["student"]["decode_tokens_per_s"] / r["teacher"]["decode_tokens_per_s"]
+                 for r in mine if r["student"].get("decode_tokens_per_s")]
+        gap = mean_std(gaps) if gaps else None
+        lines.append(
+            f"| {name} | {mine[0]['student']['params']:,} | {len(mine)} | {_cell(kd)} | "
+            f"{_cell(ce)} | {mean_std(kd)['mean'] / t:.2f}× | "
+            + (f"{100 * gap['mean']:.0f} ± {100 * gap['std']:.0f}%" if gap else "–")
+            + f" | {_cell(speed)}× |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
@@ -154,8 +196,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", nargs="+", default=["depth", "width", "random", "sequence"])
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run folders (in the repo)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the runs finished so far; run nothing")
     args = parser.parse_args(argv)
     log = args.results / LOG.name
+    if args.table:
+        done = finished(log)
+        teacher = next((r["teacher_path"] for r in done.values()), None)
+        pairs = [(j, done[job_key(j)]) for j in jobs_for(args, teacher) if job_key(j) in done]
+        print(markdown(pairs) if pairs else "no finished runs yet")
+        return
     started = time.perf_counter()
     first = jobs_for(args, None)[:1]  # tunes the domain teacher and caches its outputs, alone
     done = run_jobs(run_one, first, log, 1) if first else []
@@ -175,7 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"{j['row']} seed {j['seed']}: student {r['student']['perplexity']:.2f}, baseline "
              f"{r['baseline']['perplexity']:.2f}, teacher {r['teacher']['perplexity']:.2f}"
              for j, r in zip(jobs, results, strict=True)]
-    write_record(record, args.results / "lm_recovery.json", started, "\n".join(lines))
+    record["markdown"] = markdown(list(zip(jobs, results, strict=True)))
+    write_record(record, args.results / "lm_recovery.json", started,
+                 "\n".join(lines) + "\n\n" + record["markdown"])
     print(json.dumps({k: v for k, v in record.items() if k.endswith("perplexity")}, indent=1))
 
 
