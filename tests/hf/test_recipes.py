@@ -263,7 +263,7 @@ def test_a_hugging_face_pipeline_prunes_trains_for_int8_and_ships(hf_recipe, tmp
     import distill
 
     text = hf_recipe + PIPELINE + ('[[stages]]\nkind = "export"\nint8 = "dynamic"\n'
-                                   if export else "")
+                                   'trim_vocabulary = true\n' if export else "")
     metrics = run_recipe(parse(text, tmp_path), tmp_path / "run", progress=False)
     assert [s["name"] for s in metrics["stages"]] == (
         ["distill", "prune structured 50%", "distill 1 epochs"]
@@ -271,8 +271,10 @@ def test_a_hugging_face_pipeline_prunes_trains_for_int8_and_ships(hf_recipe, tmp
     pruned = metrics["stages"][1]
     assert pruned["params"] < metrics["stages"][0]["params"]  # half the MLP neurons gone
     student = distill.load(tmp_path / "run" / "student")
-    if export:  # the QAT-trained weights, int8 in ONNX Runtime
+    if export:  # the QAT-trained weights, int8 in ONNX Runtime, vocabulary trimmed
         assert type(student).__name__ == "OnnxModel"
+        trimmed = metrics["pipeline"][-1]["export_check"]["trimmed_vocabulary"]
+        assert trimmed["rows_after"] < trimmed["rows_before"]
     else:  # a quantized Hugging Face model, saved without pickle
         assert student.distill_quantization["kind"] == "dynamic-int8"
         assert student.distill_quantization["trained"] == "qat"
