@@ -92,8 +92,9 @@ def test_run_then_eval(tmp_path, capsys):
     # one table across runs; a folder that is not a finished run is named, not a traceback
     assert main(["compare", str(out), str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| run | teacher acc") and len(table) == 4
+    assert table[0].startswith("| run | teacher acc") and len(table) == 6
     assert table[2].startswith("| tiny | ") and f"{metrics['student']['params']:,}" in table[2]
+    assert table[-1] == f"Latency measured on {metrics['environment']['cpu']}."
     assert main(["compare", str(out), str(tmp_path)]) == 1
     assert "not a finished run" in capsys.readouterr().err
 

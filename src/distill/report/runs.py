@@ -44,7 +44,22 @@ def runs_table(folders: list[str | Path]) -> str:
                  f"{latency:.3f} ms" if isinstance(latency, int | float) else "–"]
         rows.append("| " + " | ".join(cells) + " |")
         runs.append(m)
-    return "\n".join(rows + _over_seeds(runs))
+    return "\n".join(rows + _machines(runs, folders) + _over_seeds(runs))
+
+
+def _machines(runs: list[dict[str, Any]], folders: list[str | Path]) -> list[str]:
+    """Where each run's latency was measured: a speed-up holds on CPUs with the same
+    instruction sets, so runs measured on different ones are said to be incomparable."""
+    from distill.report.formatting import machine_line
+
+    where: dict[str, list[str]] = {}
+    for m, folder in zip(runs, folders, strict=True):
+        name = m.get("name") or Path(folder).name
+        where.setdefault(machine_line(m.get("environment") or {}), []).append(name)
+    if len(where) == 1:
+        return ["", f"Latency measured on {next(iter(where))}."]
+    return ["", "Latency measured on different machines, so their speed-ups do not compare: "
+            + "; ".join(f"{cpu} ({', '.join(names)})" for cpu, names in where.items()) + "."]
 
 
 def _gain(m: dict[str, Any]) -> str:
