@@ -82,6 +82,7 @@ def test_run_then_eval(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "retention" in printed and "| student |" in printed
     metrics = json.loads((out / "metrics.json").read_text())
+    assert f"1 thread(s) on {metrics['environment']['cpu']})" in printed  # where, said
 
     assert main(["eval", str(out / "student"), "--data", "digits", "--json",
                  "--repeats", "5"]) == 0

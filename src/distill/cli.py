@@ -277,7 +277,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(summary_table(metrics))
     parts = [f"retention {retention_text(metrics)}" if metrics.get("retention") else ""]
     if metrics.get("speedup"):
-        parts.append(f"speedup {metrics['speedup']:.2f}x")
+        threads = metrics.get("student", {}).get("latency_threads", "?")
+        parts.append(f"speedup {metrics['speedup']:.2f}x (batch 1, {threads} thread(s) on "
+                     f"{metrics.get('environment', {}).get('cpu', 'this CPU')})")
     if metrics.get("compression"):
         parts.append(f"compression {metrics['compression']:.1f}x")
     print(", ".join(p for p in parts if p))
@@ -335,6 +337,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(summary_table(result))
+    from distill.evaluate.hardware import describe_cpu
+
+    print(f"latency: {args.threads} thread(s) on "
+          f"{describe_cpu()}")
     for key in ("retention", "speedup", "compression"):
         note = result.get(f"{key}_note")  # retention_note: the teacher is near chance
         if result.get(key) is not None or note:
