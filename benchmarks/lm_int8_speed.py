@@ -31,22 +31,16 @@ from jobs import machine, write_record  # noqa: E402
 from lm_data import blocks_from, dataset, load_smollm2, split_plays  # noqa: E402
 
 
-def int8(model: torch.nn.Module, keep_float: tuple[str, ...] = ("down_proj", "lm_head")
+def int8(model: torch.nn.Module, keep_float: tuple[str, ...] | None = None
          ) -> torch.nn.Module:
     """Dynamic int8 Linear layers (int8 weights per output channel, activations quantized per
-    tensor at each call), as ``torch.ao.quantization.quantize_dynamic`` makes them, except the
-    layers named in ``keep_float``. The MLP's down projection reads the activations with the
-    large outliers that per-tensor int8 cannot hold: quantized, the held-out perplexity goes
-    from 76 to 371 (``--all-linear`` measures it); the output head is kept to spare its
-    49,152 rows of rounding."""
-    import copy
+    tensor at each call) by ``distill.quantize_dynamic``, which keeps a llama model's MLP down
+    projections and output head in float32 (``keep_float=None``): the down projection reads
+    the activations with the large outliers that per-tensor int8 cannot hold (quantized, the
+    held-out perplexity goes from 76 to 371; ``--all-linear`` passes ``keep_float=()``)."""
+    from distill.quantize import quantize_dynamic
 
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    names = {name for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and not any(k in name for k in keep_float)}
-    return quantize_dynamic(copy.deepcopy(model), {n: per_channel_dynamic_qconfig for n in names},
-                            dtype=torch.qint8)
+    return quantize_dynamic(model, keep_float=keep_float)
 
 
 def main(argv: list[str] | None = None) -> int:

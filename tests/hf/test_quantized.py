@@ -86,3 +86,25 @@ def test_qat_refuses_models_it_cannot_train_and_foreign_models_to_convert():
         prepare_qat(torch.nn.Linear(2, 2), kind="int4")
     with pytest.raises(ValueError, match="made by prepare_qat"):
         convert_qat(torch.nn.Linear(2, 2))
+
+
+def test_a_language_models_outlier_layers_stay_float_and_reload_so(make_llama, tmp_path):
+    """Dynamic int8 of a llama model leaves its MLP down projections and output head in
+    float32 (their inputs carry outliers one scale per tensor cannot hold); saved and loaded,
+    the same layers are int8."""
+    def is_float(model, name: str) -> bool:
+        return type(model.get_submodule(name)) is torch.nn.Linear
+
+    model = make_llama(layers=2)
+    quantized = quantize_dynamic(model)
+    assert is_float(quantized, "lm_head") and is_float(quantized, "model.layers.0.mlp.down_proj")
+    assert not is_float(quantized, "model.layers.0.mlp.up_proj")  # int8
+    assert quantized.distill_quantization["kept_float"] == ["mlp.down_proj", "lm_head"]
+    assert not is_float(quantize_dynamic(model, keep_float=()), "lm_head")
+    distill.save(quantized, tmp_path / "int8")
+    loaded = distill.load(tmp_path / "int8")
+    assert is_float(loaded, "model.layers.1.mlp.down_proj")
+    assert not is_float(loaded, "model.layers.1.mlp.gate_proj")
+    ids = torch.randint(0, 32, (1, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, quantized(input_ids=ids).logits)

@@ -141,7 +141,7 @@ def convert_qat(prepared: nn.Module, source: nn.Module | None = None) -> nn.Modu
     plain = without_fake_quant(prepared)
     skip = [n for n, m in plain.named_modules()
             if isinstance(m, nn.Linear) and n not in set(info["layers"])]
-    quantized = quantize_dynamic(plain, skip=skip)
+    quantized = quantize_dynamic(plain, skip=skip, keep_float=())  # QAT chose its layers
     quantized.distill_quantization["trained"] = "qat"
     spec = getattr(source if source is not None else prepared, "distill_spec", None)
     if spec is not None:

@@ -142,7 +142,8 @@ def _restore_dynamic(skeleton: nn.Module, spec: dict[str, Any],
 
     names = set(spec["layers"])
     model = quantize_dynamic(skeleton, skip=[n for n, m in skeleton.named_modules()
-                                             if isinstance(m, nn.Linear) and n not in names])
+                                             if isinstance(m, nn.Linear) and n not in names],
+                             keep_float=())  # the saved layer list is the whole truth
     for name, module in _dynamic_linears(model).items():
         prefix = f"{name}." if name else ""
         weight = torch._make_per_channel_quantized_tensor(
