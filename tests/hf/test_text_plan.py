@@ -87,13 +87,13 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
                  "--finalists", "1", "--out", str(tmp_path / "plan"), "--no-progress"])
     captured = capsys.readouterr()
     printed = captured.out
-    assert code == 0, captured.err
+    assert code in (0, 3), captured.err  # 3: no plan met the budget
     result = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert set(result["screen"]) == {f"{b}{m}, {d}" for b in ("2 blocks", "1 block")
                                      for m in ("", ", MLP 50%")
                                      for d in ("pytorch fp32", "pytorch int8")}
     if not result["finalists"]:  # a busy machine can push every candidate over the budget
-        assert code == 0 and "no plan met the budget" in printed
+        assert code == 3 and "no plan met the budget" in printed
         return
     assert code == 0 and result["recommended"] in result["frontier"]
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
