@@ -10,7 +10,8 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     pl = sub.add_parser(
         "plan",
         help="find the student and deployment that meet a latency budget (Pareto frontier)",
-        description="Screen the recipe's student at several widths, each deployed in PyTorch "
+        description="Screen the recipe's student at several widths (a Hugging Face text "
+        "student: blocks kept, MLP neurons cut), each deployed in PyTorch "
         "or ONNX Runtime, fp32 or int8, by batch-1 latency beside the teacher (untrained: "
         "weights do not change speed); distil the survivors by successive halving; measure the "
         "finalists side by side; print the frontier and write PLAN/plan.json, report.html and "
