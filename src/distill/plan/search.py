@@ -5,12 +5,14 @@ Compute is spent where it decides something:
 1. **Screen** (seconds): every candidate is built untrained and deployed (int8 calibration and
    ONNX export included) and its batch-1 latency measured beside the teacher's. Weights do
    not change speed, so candidates over the budget are dropped before any training.
-2. **Successive halving** (minutes): the surviving student widths are distilled for a short
-   budget on 90% of the training set and ranked on the other 10%; the better half goes on
-   to a longer budget, until ``finalists`` remain. The test set is not looked at.
+2. **Successive halving** (minutes): the surviving student shapes (widths, or a text
+   student's blocks) are distilled for a short budget on 90% of the training set and ranked
+   on the other 10%; the better half goes on to a longer budget, until ``finalists`` remain.
+   The test set is not looked at.
 3. **Final measurement**: each finalist is distilled exactly as its recipe will be (same
-   seed, epochs, teacher outputs), deployed every way that passed the screen, and measured
-   side by side with the teacher on the test set: accuracy, retention, latency, size.
+   seed, epochs, teacher outputs), cut and recovered, deployed every way that passed the
+   screen, and measured side by side with the teacher (in PyTorch, and in ONNX Runtime fp32
+   when a finalist runs there) on the test set: accuracy, retention, latency, size.
 
 The result is the Pareto frontier of (retention, latency, size) and the best plan that meets
 every constraint, written out as a recipe that ``distill run`` reproduces.
