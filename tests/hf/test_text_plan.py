@@ -82,20 +82,20 @@ def test_a_text_plan_recommends_a_recipe_that_runs(tmp_path, make_word_tokenizer
     import tomli_w
 
     (tmp_path / "base.toml").write_text(tomli_w.dumps(_recipe("teacher")))
-    code = main(["plan", str(tmp_path / "base.toml"), "--min-speedup", "1.1", "--blocks", "2",
+    # a budget every candidate meets: this test is about the text grid, the halving and the
+    # recommended recipe; the budget's logic is tested on images (tests/plan)
+    code = main(["plan", str(tmp_path / "base.toml"), "--max-latency-ms", "10000", "--blocks", "2",
                  "1", "--prune", "0", "0.5", "--deploy", "pytorch fp32", "pytorch int8",
                  "--finalists", "1", "--out", str(tmp_path / "plan"), "--no-progress"])
     captured = capsys.readouterr()
     printed = captured.out
-    assert code in (0, 3), captured.err  # 3: no plan met the budget
+    assert code == 0, captured.err
     result = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert set(result["screen"]) == {f"{b}{m}, {d}" for b in ("2 blocks", "1 block")
                                      for m in ("", ", MLP 50%")
                                      for d in ("pytorch fp32", "pytorch int8")}
-    if not result["finalists"]:  # a busy machine can push every candidate over the budget
-        assert code == 3 and "no plan met the budget" in printed
-        return
-    assert code == 0 and result["recommended"] in result["frontier"]
+    assert [len(r["kept"]) for r in result["rungs"]] == [1]  # 2 shapes halved to 1 finalist
+    assert len(result["finalists"]) == 4 and result["recommended"] in result["frontier"]
     best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
     assert best["label"] in ("2 blocks", "1 block")
     assert result["cpu"] in printed and "thread(s)" in printed  # the machine beside the table
