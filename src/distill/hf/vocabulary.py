@@ -168,6 +168,7 @@ def trim_vocabulary(
             _trim_rows(output, kept)
         output.out_features = len(kept)
     new_tokenizer = _trimmed_tokenizer(tokenizer, state, kept.tolist())
+    new_id = {int(old): new for new, old in enumerate(kept.tolist())}  # dropped ids: None
     config = getattr(trimmed, "config", None)
     if config is not None:
         config.vocab_size = len(kept)
@@ -175,12 +176,9 @@ def trim_vocabulary(
                      "cls_token_id"):
             old = getattr(config, name, None)
             if isinstance(old, int):
-                setattr(config, name, int((kept == old).nonzero()[0, 0]) if (kept == old).any()
-                        else None)
-    padding = getattr(inputs, "padding_idx", None)
-    if padding is not None:
-        inputs.padding_idx = int((kept == padding).nonzero()[0, 0]) if (kept == padding).any(
-        ) else None
+                setattr(config, name, new_id.get(old))
+    if getattr(inputs, "padding_idx", None) is not None:
+        inputs.padding_idx = new_id.get(inputs.padding_idx)
     after = sum(p.numel() for p in trimmed.parameters())
     return TrimmedVocabulary(trimmed, new_tokenizer, kept, before, after)
 
