@@ -54,6 +54,48 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(teacher, tmp_pat
     assert resumed.metrics["accuracy"] == whole.metrics["accuracy"]
 
 
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_run_stopped_inside_an_epoch_resumes_from_its_last_checkpoint_there(
+        teacher, tmp_path, accumulate):
+    """checkpoint_steps: an interruption loses at most that many batches, and the resumed run
+    (the same batch order for the rest of the epoch, the same random state) ends exactly where
+    the uninterrupted one does."""
+    train, test = load_digits("train"), load_digits("test")
+    settings = {**SETTINGS, "epochs": 2, "accumulate": accumulate, "checkpoint_steps": 4}
+    whole = distill.distill(teacher, _student(), train, eval=test,
+                            checkpoint_dir=tmp_path / "whole", **settings)
+    with pytest.raises(KeyboardInterrupt):
+        distill.distill(teacher, _student(), train, eval=test, checkpoint_dir=tmp_path / "cut",
+                        callbacks=[Crash(at_epoch=1, at_step=10)], **settings)
+    meta = resume.read(tmp_path / "cut")[1]
+    assert (meta["epoch"], meta["training"]["within_epoch"]["step"]) == (1, 8)
+    resumed = distill.distill(teacher, _student(), train, eval=test, resume=True,
+                              checkpoint_dir=tmp_path / "cut", **settings)
+    for a, b in zip(whole.student.parameters(), resumed.student.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    assert resume.read(tmp_path / "cut")[1]["training"].get("within_epoch") is None
+
+
+def test_checkpoint_steps_must_fall_between_optimizer_steps(teacher):
+    with pytest.raises(ValueError, match=r"checkpoint_steps \(3\) must be a multiple of "
+                                         r"accumulate \(2\)"):
+        distill.distill(teacher, _student(), load_digits("train"),
+                        **{**SETTINGS, "accumulate": 2, "checkpoint_steps": 3})
+
+
+def test_a_checkpoint_inside_an_epoch_of_other_data_is_refused(teacher, tmp_path):
+    train = load_digits("train")
+    settings = {**SETTINGS, "epochs": 1, "checkpoint_steps": 8}
+    with pytest.raises(KeyboardInterrupt):
+        distill.distill(teacher, _student(), train, checkpoint_dir=tmp_path / "c",
+                        callbacks=[Crash(at_epoch=0, at_step=10)], **settings)
+    with pytest.raises(resume.CheckpointError,
+                       match="after batch 8 of an epoch, but this run has 4 batches"):
+        distill.distill(teacher, _student(), train.subset(torch.arange(256)), resume=True,
+                        checkpoint_dir=tmp_path / "c", **settings)
+
+
 def test_a_checkpoint_from_other_settings_is_refused(teacher, tmp_path):
     train = load_digits("train")
     distill.distill(teacher, _student(), train, checkpoint_dir=tmp_path / "c", **SETTINGS)

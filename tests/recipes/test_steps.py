@@ -115,3 +115,13 @@ def test_a_pruned_student_is_stage_0_and_resumes_like_any_other(tmp_path):
     assert [s["reused"] for s in again["pipeline"]] == [True]
     assert again["history"]["student"] == first["history"]["student"]  # not pruned again
     assert again["student"]["accuracy"] == first["student"]["accuracy"]
+
+
+def test_a_resumed_run_continues_its_baseline_from_the_baseline_checkpoint(tmp_path):
+    recipe = parse_recipe({**RECIPE, "baseline": {"enabled": True}})
+    first = run_recipe(recipe, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "baseline" / "checkpoint.safetensors").is_file()
+    again = run_recipe(recipe, tmp_path / "run", resume=True, progress=False)
+    # the history read back, epoch times included: the finished baseline was not trained again
+    assert again["history"]["baseline"] == first["history"]["baseline"]
+    assert again["baseline"]["accuracy"] == first["baseline"]["accuracy"]

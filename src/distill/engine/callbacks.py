@@ -54,6 +54,7 @@ class ProgressBar(Callback):
         self.smoothed = None
         self.bar = tqdm(
             total=state.steps_per_epoch,
+            initial=state.step,  # a run resumed inside the epoch starts where it stopped
             desc=f"{self.description} {state.epoch + 1}/{state.epochs}",
             disable=False if self.enabled else None if self.enabled is None else True,
             leave=True,

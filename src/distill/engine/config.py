@@ -17,6 +17,7 @@ from pydantic import (
     PositiveFloat,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from torch import nn
 
@@ -57,12 +58,23 @@ class TrainSettings(BaseModel):
     """torch's CPU threads while training (None: torch's default); also ``num_threads``."""
     augment: str = "none"
     """Applied per batch; a distilled student's teacher labels the very same views."""
+    checkpoint_steps: Count | None = None
+    """With a checkpoint folder, also checkpoint every this many batches inside an epoch (a
+    multiple of ``accumulate``): long epochs then lose at most that much to an interruption."""
 
     @field_validator("augment")
     @classmethod
     def _known_augmentation(cls, value: str) -> str:
         AUGMENTATIONS.canonical(value)  # an unknown name: "did you mean", and the choices
         return value
+
+    @model_validator(mode="after")
+    def _checkpoints_between_updates(self) -> TrainSettings:
+        if self.checkpoint_steps is not None and self.checkpoint_steps % self.accumulate:
+            raise ValueError(f"checkpoint_steps ({self.checkpoint_steps}) must be a multiple of "
+                             f"accumulate ({self.accumulate}): a checkpoint falls between "
+                             "optimizer steps, never inside one")
+        return self
 
 
 class TrainConfig(TrainSettings):
@@ -141,6 +153,8 @@ def settings_error(err: ValidationError, what: str) -> Exception:
         expected = first.get("ctx", {}).get("expected", "")
         return ValueError(f"{name} must be {expected}, got {first['input']!r}")
     message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a rule between settings: its message names them
+        return ValueError(f"invalid {what}s: {message}")
     return ValueError(f"invalid {what} {name}={first['input']!r}: {message}")
 
 

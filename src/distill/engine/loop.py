@@ -75,7 +75,7 @@ class _LastGood:
     def __init__(self, model: nn.Module, folder: str | Path | None, initial: bool = True):
         self.model = model
         self.folder = Path(folder) if folder is not None else None
-        self.epoch = 0
+        self.epoch = self.step = 0  # epochs finished, batches of the next one done
         self.state: dict[str, Tensor] | None = None
         if initial:
             self.save(epoch=0, info={})
@@ -84,13 +84,15 @@ class _LastGood:
     def path(self) -> Path | None:
         return None if self.folder is None else self.folder / resume.CHECKPOINT
 
-    def save(self, epoch: int, info: dict[str, Any], run: _Run | None = None) -> None:
-        """Keep the weights after ``epoch`` epochs; with ``run``, all it needs to continue."""
-        self.epoch = epoch
+    def save(self, epoch: int, info: dict[str, Any], run: _Run | None = None,
+             within: dict[str, Any] | None = None) -> None:
+        """Keep the weights after ``epoch`` epochs (and ``within["step"]`` batches of the next);
+        with ``run``, all it needs to continue."""
+        self.epoch, self.step = epoch, within["step"] if within else 0
         if self.folder is None:
             self.state = copy.deepcopy({k: v.detach() for k, v in self.model.state_dict().items()})
             return
-        training = resume.training_state(run) if run is not None else None
+        training = resume.training_state(run, within) if run is not None else None
         resume.save(self.folder, self.model, epoch, info, training)
 
     def restore(self) -> None:
@@ -188,13 +190,18 @@ class _Run:
         if isinstance(signal, Callback) and signal not in self.hooks:
             self.hooks.append(signal)  # a teacher that follows training (e.g. an EMA teacher)
         self.start_epoch = 0
+        self.within: dict[str, Any] | None = None  # where inside an epoch a checkpoint stopped
         if config.resume:
             if checkpoint_dir is None:
                 raise ValueError("resume=True continues from checkpoint_dir: give one")
             self.start_epoch = resume.load(Path(checkpoint_dir), self)
         self.last_good = _LastGood(model, checkpoint_dir if writes else None,
-                                   initial=self.start_epoch == 0)
+                                   initial=self.start_epoch == 0 and self.within is None)
         self.last_good.epoch = self.start_epoch
+        self.last_good.step = self.within["step"] if self.within else 0
+        # checkpoints inside an epoch: not for a sharded model (its resume is per epoch only)
+        self.checkpoint_steps = (config.checkpoint_steps if self.last_good.folder is not None
+                                 and not self.sharded else None)
         evaluation = getattr(signal, "for_evaluation", None)
         self.eval_signal = evaluation() if evaluation is not None else signal
         self.task = task
@@ -234,15 +241,35 @@ class _Run:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
+    def _epoch_batches(self) -> tuple[Any, dict[str, Any] | None]:
+        """The epoch's batches, from where a checkpoint inside it stopped when resuming: the
+        random states the epoch began with give the same order, the batches it had trained on
+        are passed over, and the random state is then the one it stopped with."""
+        within, self.within = self.within, None
+        generator = self.batches.generator
+        if within is not None:
+            torch.set_rng_state(within["torch"])
+            if generator is not None and within["data_order"] is not None:
+                generator.set_state(within["data_order"])
+        self.epoch_rng = (torch.get_rng_state(),
+                          generator.get_state() if generator is not None else None)
+        batches = iter(self.batches)
+        if within is not None:
+            for _ in range(within["step"]):
+                next(batches)
+            torch.set_rng_state(within["now"])
+        return batches, within
+
     def _train_epoch(self, epoch: int) -> dict[str, Any]:
         state = self.state
-        state.epoch, state.step, state.epoch_samples = epoch, 0, 0
+        batches, within = self._epoch_batches()
+        state.epoch, state.step, state.epoch_samples = epoch, within["step"] if within else 0, 0
         state.epoch_started = time.perf_counter()
         self.trained.train()
         self._call("on_epoch_start")
-        total_loss, total_n = 0.0, 0
+        total_loss, total_n = (within["loss_sum"], within["loss_samples"]) if within else (0.0, 0)
         accumulate = self.config.accumulate
-        for batch in self.batches:
+        for batch in batches:
             inputs = self._inputs(batch)
             labels = to_device(batch.labels, self.device)
             indices = batch.indices
@@ -281,13 +308,18 @@ class _Run:
             state.loss = loss_item
             state.lr = self.optimizer.param_groups[0]["lr"]
             self._call("on_step_end")
+            every = self.checkpoint_steps
+            if every and state.step % every == 0 and state.step < len(self.batches):
+                self.last_good.save(epoch, {"epoch": epoch + 1, "step": state.step}, run=self,
+                                    within={"step": state.step, "loss_sum": total_loss,
+                                            "loss_samples": total_n})
         seconds = time.perf_counter() - state.epoch_started
         return {
             "epoch": epoch + 1,
             "train_loss": total_loss / max(1, total_n),
             "lr": state.lr,
-            "seconds": seconds,
-            "samples_per_s": total_n / max(seconds, 1e-9),
+            "seconds": seconds,  # of this process: a resumed epoch counts from its restart
+            "samples_per_s": state.epoch_samples / max(seconds, 1e-9),
         }
 
     @contextmanager
@@ -376,7 +408,8 @@ class _Run:
         raise NonFiniteLossError(
             f"{self.description}: the loss became {value} at epoch {state.epoch + 1}, step "
             f"{state.step + 1} (global step {state.global_step + 1}); training stopped and the "
-            f"student was restored to its weights after epoch {last_good.epoch} (from {where}). "
+            f"student was restored to its weights after epoch {last_good.epoch}"
+            f"{f' and {last_good.step} batches' if last_good.step else ''} (from {where}). "
             "Lower the learning rate, clip gradients (grad_clip) or check the data for NaN/Inf.",
             epoch=state.epoch + 1,
             step=state.step + 1,

@@ -1,12 +1,15 @@
-"""A training checkpoint is one file, replaced whole at every epoch's end.
+"""A training checkpoint is one file, replaced whole at every epoch's end (and, with
+``checkpoint_steps``, every so many batches inside an epoch).
 
 ``checkpoint.safetensors`` holds the student's weights (``model.*``), and, when the run can be
 continued, the optimizer's tensors (``optim.*``), the training-only parts of the loss
 (``loss.*``) and the random-number states (``rng.*``); its safetensors metadata holds the rest
 as JSON (epoch, the epoch's record, the optimizer's settings, the schedule's position, the
-history so far). One file, written to a temporary name, flushed to disk and renamed over the
-last one, is the unit of a checkpoint: a reader sees all of one epoch or all of the one before,
-never the weights of one with the optimizer of another, whatever instant the process died at.
+history so far; inside an epoch, the batches done and the random states the epoch began
+with, which give its batch order again). One file, written to a temporary name, flushed to
+disk and renamed over the last one, is the unit of a checkpoint: a reader sees all of one
+epoch or all of the one before, never the weights of one with the optimizer of another,
+whatever instant the process died at.
 No pickle: safetensors and JSON only, and a checkpoint from disk is checked before it is used.
 """
 
@@ -73,19 +76,29 @@ def _own_storage(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def training_state(run: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """What ``run`` (a ``_Run``) needs beyond the weights to continue exactly where it is."""
+def training_state(run: Any, within: dict[str, Any] | None = None
+                   ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """What ``run`` (a ``_Run``) needs beyond the weights to continue exactly where it is;
+    ``within``: the position inside an epoch (batches done, their loss sum and count), saved
+    with the random states the epoch started from, which give its batch order again."""
     optimizer_tensors, optimizer_meta = _flatten_optimizer(run.optimizer.state_dict())
     tensors = {**optimizer_tensors, "rng.torch": torch.get_rng_state()}
     generator = run.batches.generator
     if generator is not None:
         tensors["rng.data_order"] = generator.get_state()
+    if within is not None:
+        start_torch, start_order = run.epoch_rng
+        tensors["rng.epoch_torch"] = start_torch
+        if start_order is not None:
+            tensors["rng.epoch_data_order"] = start_order
     tensors.update({f"loss.{k}": v.detach().contiguous().cpu()
                     for k, v in run.loss.state_dict().items()})
     settings = run.config.describe()
     meta = {"optimizer": optimizer_meta, "scheduler": run.scheduler.state_dict(),
             "history": run.state.history, "global_step": run.state.global_step,
             "samples": run.state.samples, "settings": {k: settings[k] for k in SAME}}
+    if within is not None:
+        meta["within_epoch"] = within
     return tensors, meta
 
 
@@ -142,10 +155,28 @@ def load_weights(model: nn.Module, tensors: dict[str, Tensor], path: Path) -> No
         raise CheckpointError(f"{path}: does not fit this model: {str(err)[:500]}") from err
 
 
+def _within_epoch(within: dict[str, Any], tensors: dict[str, Tensor], batches: int,
+                  path: Path) -> dict[str, Any]:
+    """A checkpoint's position inside an epoch, checked against this run's batches."""
+    step = within["step"]
+    if not isinstance(within["loss_sum"], float) or not isinstance(within["loss_samples"], int):
+        raise CheckpointError(f"{path}: its position inside the epoch is incomplete "
+                              f"({within!r}); remove it to start over")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 < step < batches:
+        raise CheckpointError(f"{path}: it stopped after batch {step!r} of an epoch, but this "
+                              f"run has {batches} batches per epoch: was the data changed? "
+                              "Remove it to start over")
+    return {**within, "now": tensors["rng.torch"].cpu(),
+            "torch": tensors["rng.epoch_torch"].cpu(),
+            "data_order": (tensors["rng.epoch_data_order"].cpu()
+                           if "rng.epoch_data_order" in tensors else None)}
+
+
 def load(folder: Path, run: Any) -> int:
     """Put the checkpoint in ``folder`` into ``run``; the number of epochs it had finished
-    (0 when there is none to continue). Leftovers of writes that a kill interrupted are removed
-    first: the last complete checkpoint is the file itself, never a temporary one."""
+    (0 when there is none to continue), and in ``run.within`` where inside the next epoch it
+    stopped, when it was written inside one. Leftovers of writes that a kill interrupted are
+    removed first: the last complete checkpoint is the file itself, never a temporary one."""
     atomic.remove_temporaries(folder)
     found = read(folder, run.device)
     if found is None:
@@ -177,6 +208,9 @@ def load(folder: Path, run: Any) -> int:
             run.batches.generator.set_state(tensors["rng.data_order"].cpu())
         run.state.history[:] = training["history"]
         run.state.global_step, run.state.samples = training["global_step"], training["samples"]
+        within = training.get("within_epoch")
+        if within is not None:
+            run.within = _within_epoch(within, tensors, len(run.batches), path)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, CheckpointError):
             raise

@@ -112,7 +112,9 @@ def lm_baseline_step(state: RunState) -> None:
     baseline = fresh_student(state)
     log.info("baseline: the same student on the text alone (%d epochs)", spec.epochs)
     fitted = train_model(baseline, state.student_train, eval=state.test, task="causal-lm",
-                         progress=state.progress, description="baseline", **train_kwargs(spec))
+                         progress=state.progress, description="baseline",
+                         checkpoint_dir=state.baseline_checkpoints, resume=state.resume,
+                         **train_kwargs(spec))
     state.baseline, state.histories["baseline"] = baseline, fitted.history
 
 

@@ -76,6 +76,10 @@ class RunState:
         return self.out / "checkpoints" / "student"
 
     @property
+    def baseline_checkpoints(self) -> Path:
+        return self.out / "checkpoints" / "baseline"
+
+    @property
     def data_records(self) -> dict[str, Any]:
         """What the saved student keeps of its data — how inputs were prepared and the class
         names — so ``distill eval`` and ``distill predict`` treat new inputs the same way."""
@@ -206,7 +210,9 @@ def baseline_step(state: RunState) -> None:
     baseline = build_model(recipe.student, state.train.info, recipe.train.seed, teacher)
     log.info("baseline: the same student on hard labels (%d epochs)", spec.epochs)
     fitted = train_model(baseline, state.student_train.labeled(), eval=state.test,
-                         progress=state.progress, description="baseline", **train_kwargs(spec))
+                         progress=state.progress, description="baseline",
+                         checkpoint_dir=state.baseline_checkpoints, resume=state.resume,
+                         **train_kwargs(spec))
     state.baseline, state.histories["baseline"] = baseline, fitted.history
 
 
