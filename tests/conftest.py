@@ -25,12 +25,13 @@ def cache_dir(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def killed_run(monkeypatch):
-    """``kill(command, env, out)``: start ``command --out out``, SIGKILL it once the student's
-    checkpoint holds 2 finished epochs (its training state included), and check nothing that
+    """``kill(command, env, out, ready)``: start ``command --out out``, SIGKILL it once the
+    student's checkpoint is ``ready`` (default: 2 finished epochs with the training state; the
+    checkpoint's metadata is passed), and check nothing that
     looks finished was written. ``alongside(command, env, out)``: a block during which
     ``command --out out`` runs in the background (the uninterrupted run beside the killed and
     resumed ones: the box has two cores and each run uses one thread), checked to exit 0 when
-    the block ends. ``whole_and_resumed(recipe, env, root, epochs)``: the recipe's metrics run
+    the block ends. ``whole_and_resumed(recipe, env, root, epochs, ready)``: the recipe's metrics run
     uninterrupted, and killed then resumed. ``learning(history)``: what epochs learned, not
     their times."""
     import contextlib
@@ -44,14 +45,17 @@ def killed_run(monkeypatch):
 
     from distill.engine import resume
 
-    def kill(command: list[str], env: dict[str, str], out) -> None:
+    def two_epochs(meta: dict) -> bool:
+        return meta["epoch"] >= 2 and "training" in meta
+
+    def kill(command: list[str], env: dict[str, str], out, ready=two_epochs) -> None:
         run = subprocess.Popen([*command, "--out", str(out)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         folder = out / "checkpoints" / "student"
         deadline = time.time() + 120
         while time.time() < deadline and run.poll() is None:
             found = resume.read(folder) if (folder / resume.CHECKPOINT).is_file() else None
-            if found is not None and found[1]["epoch"] >= 2 and "training" in found[1]:
+            if found is not None and ready(found[1]):
                 break
             time.sleep(0.02)
         assert run.poll() is None, "the run ended before it could be killed"
@@ -74,7 +78,8 @@ def killed_run(monkeypatch):
                 run.wait()
         assert code == 0, log.read_text()[-3000:]
 
-    def whole_and_resumed(recipe, env: dict[str, str], root, epochs: int) -> tuple[dict, dict]:
+    def whole_and_resumed(recipe, env: dict[str, str], root, epochs: int, ready=two_epochs
+                          ) -> tuple[dict, dict]:
         from distill.cli import main
 
         args = ["run", str(recipe), "--no-progress", "--quiet"]
@@ -83,7 +88,7 @@ def killed_run(monkeypatch):
         # teacher, seeded, rather than read one the killed run may be writing)
         with alongside(command, {**env, "DISTILL_CACHE": str(root / "cache-whole")},
                        root / "whole"):
-            kill(command, env, root / "cut")
+            kill(command, env, root / "cut", ready)
             killed_at = resume.read(root / "cut" / "checkpoints" / "student")[1]["epoch"]
             assert killed_at < epochs  # epochs left for the resumed run to train
             # resumed by the CLI in this process (torch imported already): from what the

@@ -50,3 +50,27 @@ def test_a_killed_mini_tier_run_resumes_to_the_same_student(tmp_path, make_llama
     assert (killed_run.learning(resumed["history"]["student"])
             == killed_run.learning(whole["history"]["student"]))
     assert resumed["student"]["perplexity"] == whole["student"]["perplexity"]
+
+
+def test_a_run_killed_inside_its_epoch_resumes_from_its_last_checkpoint_there(
+        tmp_path, make_llama, lm_tokenizer, documents, killed_run):
+    """A long epoch (the mini tier's is one epoch of hours) checkpointed every 2 batches: killed
+    inside the second epoch, the run goes on from the batch it had reached, to the same
+    numbers; the baseline, checkpointed the same way, is trained by the resumed run."""
+    make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
+    lm_tokenizer.save_pretrained(tmp_path / "teacher")
+    (tmp_path / "corpus.txt").write_text("\n\n".join(documents))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.replace("epochs = 8", "epochs = 2\ncheckpoint_steps = 2")
+                      .replace("enabled = false", "enabled = true"))
+    env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+
+    def inside_the_second_epoch(meta: dict) -> bool:
+        return meta["epoch"] == 1 and "within_epoch" in meta.get("training", {})
+
+    whole, resumed = killed_run.whole_and_resumed(recipe, env, tmp_path, epochs=2,
+                                                  ready=inside_the_second_epoch)
+    for role in ("student", "baseline"):
+        assert (killed_run.learning(resumed["history"][role])
+                == killed_run.learning(whole["history"][role]))
+        assert resumed[role]["perplexity"] == whole[role]["perplexity"]
