@@ -31,9 +31,9 @@ def killed_run(monkeypatch):
     looks finished was written. ``alongside(command, env, out)``: a block during which
     ``command --out out`` runs in the background (the uninterrupted run beside the killed and
     resumed ones: the box has two cores and each run uses one thread), checked to exit 0 when
-    the block ends. ``whole_and_resumed(recipe, env, root, epochs, ready)``: the recipe's metrics run
-    uninterrupted, and killed then resumed. ``learning(history)``: what epochs learned, not
-    their times."""
+    the block ends. ``whole_and_resumed(recipe, env, root, epochs, ready)``: the recipe's
+    metrics run uninterrupted, and killed then resumed. ``learning(history)``: what epochs
+    learned, not their times."""
     import contextlib
     import json
     import os
