@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -50,13 +51,28 @@ def main(argv: list[str] | None = None) -> int:
 def plan_and_reproduce(recipe, min_speedup: float, min_retention: float, seeds: int,
                        work: Path, out: Path, **search) -> int:
     """``distill plan`` on ``recipe``, then its recommended recipe run for ``seeds`` seeds;
-    ``search``: the planner's own options (widths, blocks, prune, deploy, ...)."""
+    ``search``: the planner's own options (widths, blocks, prune, deploy, ...). Resumable: a
+    plan made with the same arguments in ``work`` is reused, and so is each seed's finished
+    run of its recommendation (the plan takes an hour or more for a transformer)."""
     started = time.perf_counter()
-    result = plan(recipe, min_speedup=min_speedup, min_retention=min_retention, **search)
-    folder = write_plan(result, recipe, work / "plan")
+    asked = {"recipe": recipe.model_dump(mode="json"), "min_speedup": min_speedup,
+             "min_retention": min_retention, "search": {k: list(v) for k, v in search.items()}}
+    folder, asked_file = work / "plan", work / "plan" / "asked.json"
+    reuse = (asked_file.is_file() and (folder / "plan.json").is_file()
+             and json.loads(asked_file.read_text()) == json.loads(json.dumps(asked)))
+    if reuse:
+        result = json.loads((folder / "plan.json").read_text())
+        plan_seconds = json.loads(asked_file.read_text()).get("seconds")
+        print(f"reusing the plan in {folder}", flush=True)
+    else:
+        for stale in work.glob("run-seed*/metrics.json"):  # runs of another plan's choice
+            stale.unlink()
+        result = plan(recipe, min_speedup=min_speedup, min_retention=min_retention, **search)
+        folder = write_plan(result, recipe, folder)
+        plan_seconds = time.perf_counter() - started
+        asked_file.write_text(json.dumps({**asked, "seconds": plan_seconds}))
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(1), "plan": result, "plan_seconds":
-              time.perf_counter() - started, "runs": []}
+              "machine": machine(1), "plan": result, "plan_seconds": plan_seconds, "runs": []}
     summary = [table(result)]
     if result["recommended"]:
         best = next(r for r in result["finalists"] if r["name"] == result["recommended"])
@@ -65,8 +81,11 @@ def plan_and_reproduce(recipe, min_speedup: float, min_retention: float, seeds: 
                                                                     exclude_unset=True)
         for seed in range(seeds):
             base.setdefault("train", {})["seed"] = seed
-            t0 = time.perf_counter()
-            metrics = run_recipe(parse_recipe(base), work / f"run-seed{seed}", force=True)
+            t0, run = time.perf_counter(), work / f"run-seed{seed}"
+            if reuse and (run / "metrics.json").is_file():
+                metrics = json.loads((run / "metrics.json").read_text())
+            else:
+                metrics = run_recipe(parse_recipe(base), run, force=True)
             record["runs"].append({
                 "seed": seed, "seconds": time.perf_counter() - t0,
                 "accuracy": metrics["student"]["accuracy"], "retention": metrics["retention"],
