@@ -256,10 +256,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = plain_summary(metrics)
     if summary:
         print(summary)
-    print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/); "
-          f"open {out / 'report.html'} for the whole report")
     if metrics.get("teacher_path"):
         print(f"teacher: {metrics['teacher_path']}")
+    # the last line says where the report is
+    print(f"wrote {out}/ (student/, metrics.json, report.md, report.html, plots/); "
+          f"open {out / 'report.html'} for the whole report")
     return 0
 
 
