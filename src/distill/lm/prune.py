@@ -21,14 +21,18 @@ criterion's held-out perplexity before any recovery, which is what the ranking b
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill import atomic
 from distill.batches import first_batches, forward
 from distill.hf.layers import block_names
 from distill.hf.pruning import block_importance, prune_neurons
@@ -109,16 +113,57 @@ def skip_importance(model: nn.Module, data: Any, *, batches: int = 4,
 
 
 def block_scores(model: nn.Module, data: Any, criterion: Criterion, *, batches: int = 4,
-                 batch_size: int = 8) -> list[float]:
-    """Each block's importance by ``criterion`` (lower: dropped first)."""
+                 batch_size: int = 8, cache: str | Path | None = None) -> list[float]:
+    """Each block's importance by ``criterion`` (lower: dropped first). With ``cache`` (a
+    folder), scores measured before on the very same weights and calibration batches are read
+    back instead of measured again: "skip" runs the model once per block (tens of minutes for
+    a 135M model on a CPU), and every run cut from one teacher on one text makes the same cut."""
     count = len(block_names(model))
     if criterion == "every-other":  # halving: the even blocks stay (see _evenly_spaced)
         return [float(i % 2 == 0) for i in range(count)]
+    if criterion not in ("cosine", "skip"):
+        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+    path = None
+    if cache is not None:
+        path = Path(cache) / f"{_scores_key(model, data, criterion, batches, batch_size)}.json"
+        found = _read_scores(path, count)
+        if found is not None:
+            return found
     if criterion == "cosine":
-        return block_importance(model, data, batches=batches, batch_size=batch_size)
-    if criterion == "skip":
-        return skip_importance(model, data, batches=batches, batch_size=batch_size)
-    raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}")
+        scores = block_importance(model, data, batches=batches, batch_size=batch_size)
+    else:
+        scores = skip_importance(model, data, batches=batches, batch_size=batch_size)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(path, {"criterion": criterion, "scores": [float(v) for v in scores]})
+    return scores
+
+
+def _scores_key(model: nn.Module, data: Any, criterion: str, batches: int, batch_size: int
+                ) -> str:
+    """sha256 of what the scores depend on: the weights, the calibration batches' tokens, the
+    criterion and how many batches of what size."""
+    from distill.teachers.fingerprint import module_fingerprint, update_inputs
+
+    digest = hashlib.sha256(json.dumps([module_fingerprint(model), criterion, batches,
+                                        batch_size]).encode())
+    for batch in first_batches(data, batches, batch_size):
+        update_inputs(digest, batch.inputs)
+    return digest.hexdigest()[:32]
+
+
+def _read_scores(path: Path, blocks: int) -> list[float] | None:
+    """Cached scores, or None when there are none or the file is not what this cache writes
+    (then they are measured again and the file replaced): data only, size-checked first."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > 64 * (blocks + 16):
+        return None
+    try:
+        scores = json.loads(path.read_text())["scores"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    ok = (isinstance(scores, list) and len(scores) == blocks
+          and all(isinstance(v, float) and math.isfinite(v) for v in scores))
+    return scores if ok else None
 
 
 def blocks_to_drop(model: nn.Module, target: int) -> int:
@@ -138,10 +183,11 @@ def blocks_to_drop(model: nn.Module, target: int) -> int:
 
 def prune_depth(model: nn.Module, size: float, data: Any = None, *,
                 criterion: Criterion = "cosine", protect: Iterable[int] = (),
-                batches: int = 4, batch_size: int = 8) -> nn.Module:
+                batches: int = 4, batch_size: int = 8,
+                cache: str | Path | None = None) -> nn.Module:
     """A copy of ``model`` with the fewest blocks dropped that bring it to ``size``
     (:func:`target_parameters`), the least important by ``criterion`` first; blocks in
-    ``protect`` stay."""
+    ``protect`` stay. ``cache``: a folder for the blocks' scores (:func:`block_scores`)."""
     _check_family(model)
     count = blocks_to_drop(model, target_parameters(model, size))
     if count == 0:
@@ -152,7 +198,8 @@ def prune_depth(model: nn.Module, size: float, data: Any = None, *,
     if data is None:
         raise ValueError(f"criterion {criterion!r} measures blocks on calibration text: pass "
                          "data (next-token blocks, e.g. distill.lm.causal_blocks)")
-    scores = block_scores(model, data, criterion, batches=batches, batch_size=batch_size)
+    scores = block_scores(model, data, criterion, batches=batches, batch_size=batch_size,
+                          cache=cache)
     protected = set(protect)
     order = sorted((score, i) for i, score in enumerate(scores) if i not in protected)
     if count > len(order):

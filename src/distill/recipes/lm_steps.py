@@ -23,6 +23,7 @@ from distill.lm.compare import compare_lm
 from distill.lm.evaluate import lm_metrics
 from distill.losses import DistillationLoss
 from distill.losses.registry import build_loss
+from distill.paths import cache_dir
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import HFPrunedStudent, HFStudent, Recipe
 from distill.recipes.steps import RunState, baseline_spec, reuse_distilled
@@ -69,7 +70,10 @@ def fresh_student(state: RunState) -> nn.Module:
         log.info("student: cutting the teacher to %g by %s%s", spec.size, spec.way,
                  f" ({spec.criterion})" if spec.way == "depth" else "")
         options = dict(batches=spec.calibration_batches, batch_size=recipe.train.batch_size)
-        cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion, **options)
+        # the blocks' scores are kept: every run (and resume) cut from this teacher on this
+        # text makes the same cut without measuring every block again
+        cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion,
+                           cache=cache_dir() / "block-scores", **options)
                if spec.way == "depth" else prune_width(teacher, spec.size, state.train,
                                                        head_groups=spec.head_groups, **options))
         if spec.init == "random":  # the same architecture, none of the teacher's weights

@@ -46,13 +46,14 @@ def teacher_fingerprint(teacher: Any) -> str:
     return str(fingerprint())
 
 
-def _update_inputs(digest, inputs: Any) -> None:
+def update_inputs(digest, inputs: Any) -> None:
+    """Feed a batch's inputs (a tensor, or a mapping of them) into a hashlib ``digest``."""
     if isinstance(inputs, Tensor):
         _update(digest, inputs)
     elif isinstance(inputs, Mapping):
         for key in sorted(inputs):
             digest.update(str(key).encode())
-            _update_inputs(digest, inputs[key])
+            update_inputs(digest, inputs[key])
     else:
         digest.update(repr(inputs).encode())
 
@@ -69,7 +70,7 @@ def data_fingerprint(data: Any, batch_size: int = 1024) -> dict[str, Any]:
         _update(digest, data.tensors[0])  # the fast path: one tensor, no per-batch work
     else:
         for batch in Batches(data, batch_size, shuffle=False):
-            _update_inputs(digest, batch.inputs)
+            update_inputs(digest, batch.inputs)
     return {"rows": len(data), "sha256": digest.hexdigest()}
 
 

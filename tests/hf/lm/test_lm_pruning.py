@@ -76,6 +76,32 @@ def test_skip_scores_are_the_loss_change_and_the_lowest_goes(text):
                                    model.model.layers[old].mlp.up_proj.weight)
 
 
+def test_block_scores_are_read_back_for_the_same_weights_and_text_only(text, tmp_path,
+                                                                      monkeypatch):
+    from distill.lm import prune
+
+    model = _llama()
+    first = block_scores(model, text, "skip", batches=2, cache=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(prune, "skip_importance", no_measuring)
+    assert block_scores(model, text, "skip", batches=2, cache=tmp_path) == first
+    with pytest.raises(AssertionError, match="measured again"):  # other calibration batches
+        block_scores(model, text, "skip", batches=1, cache=tmp_path)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.add_(1.0)  # other weights
+    with pytest.raises(AssertionError, match="measured again"):
+        block_scores(model, text, "skip", batches=2, cache=tmp_path)
+    monkeypatch.undo()
+    stored = next(tmp_path.glob("*.json"))
+    stored.write_text('{"scores": "import os"}')  # not scores: measured again, replaced
+    fresh = _llama()
+    assert block_scores(fresh, text, "skip", batches=2, cache=tmp_path) == first
+
+
 def test_every_other_needs_no_data_and_spreads_the_kept_blocks():
     model = _llama()
     pruned = prune_depth(model, 0.75, criterion="every-other")
