@@ -99,10 +99,17 @@ def test_teacher_is_cached_and_reused(finished_run, shared_cache, tmp_path, monk
     assert again["teacher"]["accuracy"] == finished_run[1]["teacher"]["accuracy"]
     changed = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "hidden": 16}})
     assert teacher_fingerprint(changed) != teacher_fingerprint(recipe)
-    train = {**RECIPE["teacher"]["train"], "threads": 2}
+    train = {**RECIPE["teacher"]["train"], "threads": 2, "checkpoint_steps": 5}
     same = parse_recipe({**RECIPE, "teacher": {**RECIPE["teacher"], "train": train,
                                                "outputs": "precomputed"}})
     assert teacher_fingerprint(same) == teacher_fingerprint(recipe)
+
+
+def test_a_setting_added_later_leaves_cached_teachers_where_they_were():
+    """The fingerprint this recipe's teacher had before checkpoint_steps was added (which first
+    moved it): a user's cached teachers, hours of fine-tuning for a language model, stay valid
+    when a training setting is added at its default or changes nothing in the weights."""
+    assert teacher_fingerprint(parse_recipe(RECIPE)) == "6bf627b493e4c98d"
 
 
 def test_precomputed_teacher_outputs_from_a_recipe(tmp_path):

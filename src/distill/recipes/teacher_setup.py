@@ -47,12 +47,14 @@ class TeacherSetup:
 # training settings added after teachers were first cached: at their defaults they leave the
 # fingerprint as it was, so existing caches stay valid
 _LATER_DEFAULTS = {"accumulate": 1, "precision": "fp32", "distributed": "ddp", "momentum": 0.9}
+# how often training is checkpointed does not change the weights it ends with
+_NOT_WEIGHTS = {"checkpoint_steps"}
 
 
 def _without_later_defaults(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_later_defaults(v) for k, v in value.items()
-                if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
+                if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k]) and k not in _NOT_WEIGHTS}
     if isinstance(value, list):
         return [_without_later_defaults(v) for v in value]
     return value
