@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -93,6 +94,22 @@ def test_a_checkpoint_inside_an_epoch_of_other_data_is_refused(teacher, tmp_path
     with pytest.raises(resume.CheckpointError,
                        match="after batch 8 of an epoch, but this run has 4 batches"):
         distill.distill(teacher, _student(), train.subset(torch.arange(256)), resume=True,
+                        checkpoint_dir=tmp_path / "c", **settings)
+
+
+def test_a_checkpoint_inside_an_epoch_with_a_damaged_random_state_is_refused(teacher, tmp_path):
+    import safetensors.torch
+
+    settings = {**SETTINGS, "epochs": 1, "checkpoint_steps": 8}
+    with pytest.raises(KeyboardInterrupt):
+        distill.distill(teacher, _student(), load_digits("train"), checkpoint_dir=tmp_path / "c",
+                        callbacks=[Crash(at_epoch=0, at_step=10)], **settings)
+    path = tmp_path / "c" / resume.CHECKPOINT
+    tensors, meta = resume.read(tmp_path / "c")
+    tensors["rng.epoch_torch"] = torch.zeros(3, dtype=torch.uint8)
+    safetensors.torch.save_file(tensors, str(path), metadata={resume.META: json.dumps(meta)})
+    with pytest.raises(resume.CheckpointError, match="epoch's torch random state"):
+        distill.distill(teacher, _student(), load_digits("train"), resume=True,
                         checkpoint_dir=tmp_path / "c", **settings)
 
 

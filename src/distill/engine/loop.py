@@ -191,6 +191,7 @@ class _Run:
             self.hooks.append(signal)  # a teacher that follows training (e.g. an EMA teacher)
         self.start_epoch = 0
         self.within: dict[str, Any] | None = None  # where inside an epoch a checkpoint stopped
+        self.epoch_rng: tuple[Tensor, Tensor | None] | None = None  # the epoch's start states
         if config.resume:
             if checkpoint_dir is None:
                 raise ValueError("resume=True continues from checkpoint_dir: give one")

@@ -166,10 +166,19 @@ def _within_epoch(within: dict[str, Any], tensors: dict[str, Tensor], batches: i
         raise CheckpointError(f"{path}: it stopped after batch {step!r} of an epoch, but this "
                               f"run has {batches} batches per epoch: was the data changed? "
                               "Remove it to start over")
-    return {**within, "now": tensors["rng.torch"].cpu(),
-            "torch": tensors["rng.epoch_torch"].cpu(),
-            "data_order": (tensors["rng.epoch_data_order"].cpu()
-                           if "rng.epoch_data_order" in tensors else None)}
+    found = {**within, "now": tensors["rng.torch"].cpu(),
+             "torch": tensors["rng.epoch_torch"].cpu(),
+             "data_order": (tensors["rng.epoch_data_order"].cpu()
+                            if "rng.epoch_data_order" in tensors else None)}
+    # the epoch's random states are used only when it restarts: checked now, by shape
+    like = torch.Generator().get_state()
+    for name in ("torch", "data_order"):
+        state = found[name]
+        if state is not None and (state.dtype != like.dtype or state.shape != like.shape):
+            raise CheckpointError(f"{path}: the epoch's {name} random state is not one "
+                                  f"({state.dtype}, {tuple(state.shape)}); remove it to start "
+                                  "over")
+    return found
 
 
 def load(folder: Path, run: Any) -> int:
