@@ -45,8 +45,12 @@ def run_jobs(
     jobs: list[dict[str, Any]],
     log: Path,
     processes: int,
+    threads: int = 1,
 ) -> list[dict[str, Any]]:
-    """``fn(job)`` for every job not yet in ``log``; results in the order of ``jobs``."""
+    """``fn(job)`` for every job not yet in ``log``; results in the order of ``jobs``.
+
+    Each process runs torch with ``threads`` threads (1 by default: side-by-side jobs with more
+    would oversubscribe the cores); a job that runs alone may take them all."""
     log.parent.mkdir(parents=True, exist_ok=True)
     done = finished(log)
     todo = [job for job in jobs if job_key(job) not in done]
@@ -54,7 +58,7 @@ def run_jobs(
           flush=True)
     if todo:
         with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_one_thread, fn, job): job for job in todo}
+            futures = {pool.submit(_with_threads, threads, fn, job): job for job in todo}
             for future in as_completed(futures):
                 job, result = futures[future], future.result()
                 done[job_key(job)] = result
@@ -64,8 +68,8 @@ def run_jobs(
     return [done[job_key(job)] for job in jobs]
 
 
-def _one_thread(fn, job):
-    torch.set_num_threads(1)
+def _with_threads(threads, fn, job):
+    torch.set_num_threads(threads)
     started = time.perf_counter()
     result = fn(job)
     result.setdefault("seconds", time.perf_counter() - started)
@@ -110,16 +114,23 @@ def resident_mib(field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def timed_steps(step: Callable[[], None], repeats: int) -> tuple[list[float], list[float]]:
+def timed_steps(step: Callable[[], None], repeats: int,
+                cpu: list[float] | None = None) -> tuple[list[float], list[float]]:
     """Seconds and peak MiB above the resident baseline of each of ``repeats`` calls of
-    ``step`` (after one untimed warm-up call: lazy initialisation, allocator pools)."""
+    ``step`` (after one untimed warm-up call: lazy initialisation, allocator pools).
+
+    ``cpu``, when given, receives each call's CPU seconds (this process, user and system): for
+    a one-thread step, what it costs even while other work shares the cores and stretches
+    its wall time."""
     step()
     seconds, peaks = [], []
     for _ in range(repeats):
         peak_reset()
         baseline = resident_mib("VmRSS")
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         step()
         seconds.append(time.perf_counter() - started)
+        if cpu is not None:
+            cpu.append(time.process_time() - started_cpu)
         peaks.append(resident_mib() - baseline)
     return seconds, peaks

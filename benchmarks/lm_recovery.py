@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -207,8 +208,10 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(pairs) if pairs else "no finished runs yet")
         return
     started = time.perf_counter()
-    first = jobs_for(args, None)[:1]  # tunes the domain teacher and caches its outputs, alone
-    done = run_jobs(run_one, first, log, 1) if first else []
+    # The first job tunes the domain teacher, caches its outputs and the block scores: it runs
+    # alone, so it has every core.
+    first = jobs_for(args, None)[:1]
+    done = run_jobs(run_one, first, log, 1, threads=os.cpu_count() or 1) if first else []
     teacher = done[0]["teacher_path"] if done else None
     jobs = jobs_for(args, teacher)
     results = run_jobs(run_one, jobs, log, args.jobs)

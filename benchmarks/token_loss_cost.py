@@ -83,10 +83,12 @@ def measure(row: str, batch: int, length: int, chunk: int, repeats: int) -> dict
         value.backward()
         student.zero_grad(set_to_none=True)
 
-    seconds, peaks = timed_steps(step, repeats)
+    cpu: list[float] = []
+    seconds, peaks = timed_steps(step, repeats, cpu)
     baseline = resident_mib("VmRSS")
     return {"row": row, "kind": kind, "size": size, "fused": fused,
             "step_seconds": statistics.median(seconds), "all_seconds": seconds,
+            "cpu_seconds": statistics.median(cpu), "all_cpu_seconds": cpu,
             "peak_mib": statistics.median(peaks), "baseline_mib": baseline}
 
 
@@ -102,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process
     parser.add_argument("--out", type=Path,
                         default=HERE / "results" / "token_loss_cost.json")
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of the results in --out; run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.out.read_text())["rows"]))
+        return 0
     if args.one is not None:
         print(json.dumps(measure(args.one, args.batch, args.length, args.chunk, args.repeats)))
         return 0
@@ -122,23 +129,49 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({**measured[0],
                      "step_seconds": statistics.median(s for m in measured
                                                        for s in m["all_seconds"]),
+                     "cpu_seconds": statistics.median(s for m in measured
+                                                      for s in m["all_cpu_seconds"]),
                      "peak_mib": statistics.median(m["peak_mib"] for m in measured),
                      "runs": measured})
-    reference = next((r for r in rows if r["row"] == "ce (autograd)"), rows[0])
-    table = ["| step | step time | × cross-entropy | peak memory | × cross-entropy |",
-             "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        table.append(f"| {r['row']} | {r['step_seconds'] * 1000:,.0f} ms | "
-                     f"{r['step_seconds'] / reference['step_seconds']:.2f}× | "
-                     f"{r['peak_mib']:,.0f} MiB | {r['peak_mib'] / reference['peak_mib']:.2f}× |")
+    references = [r for r in rows if r["row"] in ("ce (autograd)", "ce")] or rows[:1]
+    table = markdown(rows)
     record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(1), "command": " ".join(["python", *sys.argv]),
         "batch": args.batch, "length": args.length, "chunk": args.chunk,
-        "reference": reference["row"], "rows": rows, "markdown": "\n".join(table),
+        "reference": references[0]["row"], "rows": rows, "markdown": table,
     }
     write_record(record, args.out, started, record["markdown"])
     return 0
+
+
+def _ratio(row: dict, ref: dict) -> str:
+    """The median CPU-time ratio, and its range over the rounds (each round's row against the
+    same round's reference: what the machine's slow and fast spells leave of the ratio)."""
+    if row is ref:
+        return "1.00×"
+    whole = row["cpu_seconds"] / ref["cpu_seconds"]
+    per_round = [statistics.median(a["all_cpu_seconds"]) / statistics.median(b["all_cpu_seconds"])
+                 for a, b in zip(row["runs"], ref["runs"], strict=True)]
+    spread = (f" ({min(per_round):.2f}–{max(per_round):.2f})" if len(per_round) > 1 else "")
+    return f"{whole:.2f}×{spread}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """Step times (wall and CPU), their ratios to cross-entropy by CPU time with the rounds'
+    range, and peak memory."""
+    references = [r for r in rows if r["row"] in ("ce (autograd)", "ce")] or rows[:1]
+    reference = references[0]
+    table = ["| step | step time | CPU time | "
+             + " | ".join(f"× {r['row']} (rounds' range)" for r in references)
+             + " | peak memory | × " + reference["row"] + " |",
+             "|---|---:|---:|" + "---:|" * len(references) + "---:|---:|"]
+    for r in rows:
+        ratios = " | ".join(_ratio(r, ref) for ref in references)
+        table.append(f"| {r['row']} | {r['step_seconds'] * 1000:,.0f} ms | "
+                     f"{r['cpu_seconds'] * 1000:,.0f} ms | {ratios} | "
+                     f"{r['peak_mib']:,.0f} MiB | {r['peak_mib'] / reference['peak_mib']:.2f}× |")
+    return "\n".join(table)
 
 
 if __name__ == "__main__":

@@ -126,22 +126,31 @@ def _hidden_case(seed: int, bias: bool, width: int = 6, vocab: int = 29):
 
 @pytest.mark.parametrize("kind", ["none", "live", "dense", "topk", "sampled"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_hidden_states_and_a_linear_head_match_the_chunked_reference(kind, bias):
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+@pytest.mark.parametrize("rows_per_block", [None, 3])
+def test_hidden_states_and_a_linear_head_match_the_chunked_reference(
+        kind, bias, temperature, rows_per_block, monkeypatch):
+    """Also with blocks of 3 of the 14 positions: the buffers every block reuses (and the
+    shorter last block) leave nothing of one block in the next."""
     from distill.lm.heads import HiddenStates
+
+    if rows_per_block is not None:
+        monkeypatch.setattr(fused_token, "BLOCK_ENTRIES", 29 * rows_per_block)
 
     head, hidden, teacher, labels = _hidden_case(seed=7, bias=bias)
     with torch.no_grad():
         logits = teacher.logits()
     target = {"none": None, "live": teacher, "dense": logits,
               "topk": TopKTargets.from_logits(logits, 4),
-              "sampled": SampledTargets.from_logits(logits, 5, 2.0,
+              "sampled": SampledTargets.from_logits(logits, 5, temperature,
                                                     generator=torch.Generator().manual_seed(1))}
     alpha = 0.0 if kind == "none" else 0.6
     results = []
     for fused in (False, True):
         head.zero_grad()
         h = hidden.clone().requires_grad_(True)
-        loss = TokenKDLoss("forward", temperature=2.0, alpha=alpha, chunk_size=3, fused=fused)
+        loss = TokenKDLoss("forward", temperature=temperature, alpha=alpha, chunk_size=3,
+                           fused=fused)
         value = loss(HiddenStates(h, head), target[kind], labels)
         value.backward()
         results.append((value.detach(), h.grad, head.weight.grad.clone(),
