@@ -156,3 +156,26 @@ def test_stratified_draws_are_unbiased_and_far_less_noisy(top_k):
 def test_an_unknown_sampler_is_refused():
     with pytest.raises(ValueError, match="sampler must be one of multinomial, stratified"):
         SampledTargets.from_logits(torch.randn(1, 2, VOCAB), 4, sampler="sorted")
+
+
+@pytest.mark.parametrize("sampler", ["multinomial", "stratified"])
+@pytest.mark.parametrize(("top_k", "temperature"), [(0, 1.0), (0, 2.0), (3, 1.5)])
+def test_rows_drawn_together_equal_rows_drawn_one_by_one(sampler, top_k, temperature):
+    """A cache draws a batch of rows at once, each with its own generator, reusing its work
+    tensors from row to row: the draws must be those of one call per row, bit for bit."""
+    logits = torch.randn(3, 5, VOCAB, generator=torch.Generator().manual_seed(4)) * 3
+    logits[1, 2, :VOCAB - 2] = -float("inf")  # a position sure of two tokens
+    def gens():
+        return [torch.Generator().manual_seed(10 + r) for r in range(len(logits))]
+    together = SampledTargets.from_logits_rows(logits, 6, temperature, top_k=top_k,
+                                               sampler=sampler, generators=gens())
+    alone = [SampledTargets.from_logits(logits[r:r + 1], 6, temperature, top_k=top_k,
+                                        sampler=sampler, generator=g)
+             for r, g in enumerate(gens())]
+    assert torch.equal(together.indices, torch.cat([a.indices for a in alone]))
+    assert torch.equal(together.entropy, torch.cat([a.entropy for a in alone]))
+    if top_k:
+        assert torch.equal(together.weights, torch.cat([a.weights for a in alone]))
+        assert together.kept == top_k
+    with pytest.raises(ValueError, match="3 rows of logits need as many generators, got 2"):
+        SampledTargets.from_logits_rows(logits, 6, generators=gens()[:2])

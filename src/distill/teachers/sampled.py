@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -91,31 +90,48 @@ class SampledTargets:
         drawn ``⌊n·p⌋`` or ``⌈n·p⌉`` times instead of anything from 0 to n: far less noise
         at the same bytes. Stratified is the default here as in ``cache_teacher`` and recipes.
         """
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        vocab = logits.shape[-1]
-        if not 0 <= top_k < vocab:
-            raise ValueError(f"top_k must be within [0, {vocab - 1}], got {top_k}")
-        log_p = F.log_softmax(logits.detach().float() / temperature, dim=-1)
-        flat = log_p.reshape(-1, vocab)
-        p = flat.exp()
-        entropy = -(p * flat).nansum(-1)
+        vocab = _check(logits, n, temperature, top_k, sampler)
         lead = logits.shape[:-1]
+        parts = _draw_rows(logits.reshape(-1, vocab), n, float(temperature), top_k, sampler,
+                           generator, None)
+        return cls._from_parts(parts, lead, n, float(temperature), vocab, top_k)
+
+    @classmethod
+    def from_logits_rows(cls, logits: Tensor, n: int, temperature: float = 1.0, *,
+                         top_k: int = 0, sampler: str = "stratified",
+                         generators: list[torch.Generator]) -> SampledTargets:
+        """As :meth:`from_logits` for each ``logits[r]`` with its own ``generators[r]``: the
+        draws equal those of separate calls, row by row (a cache seeds each row by its index,
+        so a resumed build draws what an uninterrupted one would). The work tensors of one row
+        are reused by the next: made afresh for every row, their page faults cost more than the
+        arithmetic in them (a cache of sampled targets then fills at close to the teacher's
+        own speed; BENCHMARKS.md)."""
+        if len(generators) != len(logits):
+            raise ValueError(f"{len(logits)} rows of logits need as many generators, got "
+                             f"{len(generators)}")
+        vocab = _check(logits, n, temperature, top_k, sampler)
+        row_shape = logits.shape[1:-1]
+        rows = int(torch.Size(row_shape).numel())
+        buffers = _Buffers(rows, vocab, logits.device)
+        drawn = [cls._from_parts(_draw_rows(logits[r].reshape(-1, vocab), n, float(temperature),
+                                            top_k, sampler, g, buffers), row_shape, n,
+                                 float(temperature), vocab, top_k)
+                 for r, g in enumerate(generators)]
+        weights = None if not top_k else torch.stack([d.weights for d in drawn])
+        return cls(torch.stack([d.indices for d in drawn]),
+                   torch.stack([d.entropy for d in drawn]), float(temperature), vocab, weights,
+                   top_k)
+
+    @classmethod
+    def _from_parts(cls, parts: tuple[Tensor, ...], lead: torch.Size, n: int, temperature: float,
+                    vocab: int, top_k: int) -> SampledTargets:
         if not top_k:
-            drawn = _draw(p, n, sampler, generator)
-            return cls(drawn.reshape(*lead, n), entropy.reshape(lead), float(temperature), vocab)
-        head, head_ids = p.topk(top_k, dim=-1)
-        tail = p.scatter(-1, head_ids, 0.0)
-        rest = tail.sum(-1, keepdim=True)
-        # a position whose top k hold everything: draw anything, at weight zero
-        drawn = _draw(torch.where(rest > 0, tail, torch.ones_like(tail)), n, sampler, generator)
+            drawn, entropy = parts
+            return cls(drawn.reshape(*lead, n), entropy.reshape(lead), temperature, vocab)
+        drawn, entropy, head, head_ids, rest = parts
         return cls.hybrid(head_ids.reshape(*lead, top_k), head.reshape(*lead, top_k),
                           drawn.reshape(*lead, n), rest.reshape(lead), entropy.reshape(lead),
-                          float(temperature), vocab)
+                          temperature, vocab)
 
     @classmethod
     def hybrid(cls, head_ids: Tensor, head_probs: Tensor, drawn: Tensor, rest: Tensor,
@@ -172,11 +188,69 @@ class SampledTargets:
 SAMPLERS = ("multinomial", "stratified")
 
 
-def _draw(weights: Tensor, n: int, sampler: str, generator: torch.Generator | None) -> Tensor:
+def _check(logits: Tensor, n: int, temperature: float, top_k: int, sampler: str) -> int:
+    """The vocabulary size, once the settings are known to be valid for ``logits``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    vocab = logits.shape[-1]
+    if not 0 <= top_k < vocab:
+        raise ValueError(f"top_k must be within [0, {vocab - 1}], got {top_k}")
+    return vocab
+
+
+class _Buffers:
+    """Work tensors of one row of positions, made once and reused by every row."""
+
+    def __init__(self, rows: int, vocab: int, device: torch.device):
+        self.shape, self.device = (rows, vocab), device
+        self._made: dict[str, Tensor] = {}
+
+    def get(self, name: str, rows: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        buffer = self._made.get(name)
+        if buffer is None or buffer.shape[0] < rows:
+            buffer = self._made[name] = torch.empty(max(rows, self.shape[0]), self.shape[1],
+                                                    dtype=dtype, device=self.device)
+        return buffer[:rows]
+
+
+def _work(buffers: _Buffers | None, name: str, like: Tensor,
+          dtype: torch.dtype = torch.float32) -> Tensor:
+    if buffers is None:
+        return torch.empty(like.shape, dtype=dtype, device=like.device)
+    return buffers.get(name, like.shape[0], dtype)
+
+
+def _draw_rows(logits: Tensor, n: int, temperature: float, top_k: int, sampler: str,
+               generator: torch.Generator | None, buffers: _Buffers | None) -> tuple[Tensor, ...]:
+    """Draws and entropy (and, with ``top_k``, the head, its ids and the tail's mass) for
+    ``logits`` ``(rows, vocabulary)``."""
+    x = logits.detach().float()
+    if temperature != 1.0:
+        x = torch.div(x, temperature, out=_work(buffers, "scaled", x))
+    log_p = torch.log_softmax(x, -1, out=_work(buffers, "log_p", x))
+    p = torch.exp(log_p, out=_work(buffers, "p", x))
+    entropy = -torch.mul(p, log_p, out=_work(buffers, "p_log_p", x)).nansum(-1)
+    if not top_k:
+        return _draw(p, n, sampler, generator, buffers), entropy
+    head, head_ids = p.topk(top_k, dim=-1)
+    tail = _work(buffers, "p_log_p", x).copy_(p).scatter_(-1, head_ids, 0.0)
+    rest = tail.sum(-1, keepdim=True)
+    # a position whose top k hold everything: draw anything, at weight zero
+    if not bool((rest > 0).all()):
+        tail = torch.where(rest > 0, tail, torch.ones_like(tail))
+    return _draw(tail, n, sampler, generator, buffers), entropy, head, head_ids, rest
+
+
+def _draw(weights: Tensor, n: int, sampler: str, generator: torch.Generator | None,
+          buffers: _Buffers | None = None) -> Tensor:
     """``n`` token ids per row of non-negative ``weights`` ``(rows, vocabulary)``."""
     if sampler == "multinomial":
         return torch.multinomial(weights, n, replacement=True, generator=generator)
-    cdf = weights.double().cumsum(-1)
+    cdf = _work(buffers, "cdf", weights, torch.float64).copy_(weights).cumsum_(-1)
     total = cdf[:, -1:]
     offset = torch.rand(len(weights), 1, generator=generator, dtype=torch.float64)
     points = (torch.arange(n, dtype=torch.float64) + offset) / n * total

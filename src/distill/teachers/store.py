@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,23 +77,51 @@ class Shard:
                    dict(entry["files"]))
 
 
-def write_shard(folder: Path, index: int, start: int, arrays: dict[str, np.ndarray]) -> Shard:
-    """Write one shard's arrays (each atomically) and return its manifest entry."""
-    rows = {len(a) for a in arrays.values()}
+def write_shard(folder: Path, index: int, start: int,
+                arrays: Mapping[str, np.ndarray | Sequence[np.ndarray]]) -> Shard:
+    """Write one shard's arrays (each atomically) and return its manifest entry.
+
+    A field may come as consecutive pieces (row blocks of one dtype and row shape): they are
+    written one after another under one ``.npy`` header and hashed as they are written, so a
+    shard of tens of MB is neither copied into one array first nor read back for its sha256."""
+    pieces = {field: [value] if isinstance(value, np.ndarray) else list(value)
+              for field, value in arrays.items()}
+    rows = {sum(len(p) for p in parts) for parts in pieces.values()}
     if len(rows) != 1:
         raise ValueError(f"shard arrays disagree on their row count: {sorted(rows)}")
     files = {}
-    for field, array in arrays.items():
+    for field, parts in pieces.items():
         name = shard_file(index, field)
-        atomic.write_with(folder / name, lambda p, a=array: _save_npy(p, a))
+        digest = hashlib.sha256()
+        atomic.write_with(folder / name, lambda p, a=parts, d=digest: _save_npy(p, a, d))
         files[field] = {"file": name, "bytes": (folder / name).stat().st_size,
-                        "sha256": sha256_of(folder / name)}
+                        "sha256": digest.hexdigest()}
     return Shard(index, start, start + rows.pop(), files)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+class _Hashing:
+    """A file that hashes what is written to it."""
+
+    def __init__(self, file: BinaryIO, digest: Any):
+        self.file, self.digest = file, digest
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+
+def _save_npy(path: Path, parts: list[np.ndarray], digest: Any) -> None:
+    """One ``.npy`` file (format 1.0, as ``np.save`` writes it) holding ``parts`` stacked."""
+    first = parts[0]
+    if any(p.dtype != first.dtype or p.shape[1:] != first.shape[1:] for p in parts):
+        raise ValueError("a shard's pieces must share their dtype and row shape")
+    header = {"descr": np.lib.format.dtype_to_descr(first.dtype), "fortran_order": False,
+              "shape": (sum(len(p) for p in parts), *first.shape[1:])}
     with path.open("wb") as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        out = _Hashing(f, digest)
+        np.lib.format.write_array_header_1_0(out, header)
+        for part in parts:
+            out.write(np.ascontiguousarray(part).data)
 
 
 def _plain_name(name: Any) -> bool:
