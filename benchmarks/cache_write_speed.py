@@ -10,6 +10,7 @@ teacher and per call) is timed apart and left out of the cache rows: it is paid 
 not per row.
 
     python benchmarks/cache_write_speed.py --rounds 3
+    python benchmarks/cache_write_speed.py --profile "sampled n=12, stratified" --rows 16
 
 Set-up as for the other language-model benchmarks (make bench-lm).
 """
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "cache_write_speed.json")
+    parser.add_argument("--profile", choices=list(KINDS),
+                        help="profile one fill of this kind (cProfile, by own time); no table")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         # the fingerprint is timed above; inside the rows it is the stored answer
         distill.teachers.cache.teacher_fingerprint = lambda _t: real_fingerprint
         bare_forward()  # warm-up: lazy initialisation, allocator pools
+        if args.profile:
+            return _profile(lambda: distill.cache_teacher(
+                teacher, data, scratch / "profiled", dtype="float16", batch_size=BATCH,
+                progress=False, overwrite=True, **KINDS[args.profile]))
         for _ in range(args.rounds):
             times["teacher forward"].append(_seconds(bare_forward))
             for name, settings in KINDS.items():
@@ -114,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
               "positions": positions, "batch": BATCH, "fingerprint_seconds": weights_sha,
               "markdown": "\n".join(table)}
     write_record(record, args.out, started, record["markdown"])
+    return 0
+
+
+def _profile(fill) -> int:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fill)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     return 0
 
 
