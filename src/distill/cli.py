@@ -151,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --samples: one draw per n-th of the teacher's cumulative "
                        "distribution (less noisy), or independent draws")
     cache.add_argument("--dtype", default="float16", choices=["float16", "float32"])
-    cache.add_argument("--batch-size", type=int, default=256)
+    cache.add_argument("--batch-size", type=int, default=None,
+                       help="rows per teacher batch (default: as many as keep one batch's "
+                            "outputs under 512 MiB, at most 256)")
     cache.add_argument("--overwrite", action="store_true",
                        help="rebuild a cache built from another teacher, data or settings")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -282,3 +282,30 @@ def test_training_data_that_is_not_the_cached_data_is_refused(tmp_path, teacher,
     cache = cache_teacher(teacher, data, tmp_path / "c", progress=False)
     with pytest.raises(StaleCacheError, match="holds 1438 rows but the training data has 1000"):
         distill.distill(cache, _student(), data.subset(torch.arange(1000)), progress=False)
+
+
+def test_the_batch_is_sized_by_the_outputs_of_a_row(tmp_path, monkeypatch):
+    """batch_size=None: a language model's rows (positions x vocabulary logits each) go a few
+    at a time, never 256 at once; a classifier's tiny rows still go 256 at a time."""
+    from distill.teachers import cache as cache_module
+
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 40, (30, 6))
+    model = torch.nn.Sequential(torch.nn.Embedding(40, 8), torch.nn.Linear(8, 40))
+    seen = []
+    model.register_forward_hook(lambda m, args, out: seen.append(len(out)))
+    row_bytes = 6 * 40 * 4
+    monkeypatch.setattr(cache_module, "BATCH_OUTPUT_BYTES", 4 * row_bytes)  # four rows' worth
+    cache = cache_teacher(model, torch.utils.data.TensorDataset(tokens), tmp_path / "lm",
+                          progress=False)
+    assert seen == [1, 4, 4, 4, 4, 4, 4, 4, 1]  # the first row alone, then four at a time
+    with torch.no_grad():
+        assert torch.allclose(cache.logits(tokens[:5], torch.arange(5)).float(),
+                              model(tokens[:5]), atol=1e-2)
+    seen.clear()
+    monkeypatch.undo()
+    digits = load_digits()
+    mlp = distill.build_mlp((1, 8, 8), 10, hidden=(16,))
+    mlp.register_forward_hook(lambda m, args, out: seen.append(len(out)))
+    cache_teacher(mlp, digits, tmp_path / "digits", progress=False)
+    assert seen[:3] == [1, 256, 256] and sum(seen) == len(digits)

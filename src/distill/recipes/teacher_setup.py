@@ -170,7 +170,9 @@ def cached_outputs(recipe: Recipe, teacher: nn.Module, data, progress) -> Cached
     log.info("teacher outputs: %s", path)
     # a folder distill manages is rebuilt when stale; one the user named is never overwritten
     # under torchrun every rank computes and writes its share of the shards
+    # batch_size=None: rows a batch sized by their outputs (a language model's logits are tens
+    # of MB a sequence)
     return cache_teacher(teacher, data, path, top_k=spec.top_k, dtype=spec.cache_dtype,
-                         **sampling,
+                         **sampling, batch_size=None,
                          progress=progress if distributed.is_main() else False,
                          overwrite=managed, source=teacher)

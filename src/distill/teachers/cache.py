@@ -10,6 +10,7 @@ what killed writes left behind (``.NAME.XXXX.tmp``) is removed before resuming.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,8 @@ from distill.teachers.targets import TopKTargets
 log = logging.getLogger(__name__)
 
 DTYPES = {"float16": np.float16, "float32": np.float32}
+BATCH_OUTPUT_BYTES = 512 << 20  # batch_size=None: one batch's float32 outputs at most this
+MAX_AUTO_BATCH = 256
 SHARD_BYTES = 64 << 20  # ~64 MiB per shard file: large enough to stream, small enough to redo
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -56,7 +59,7 @@ def cache_teacher(
     seed: int = 0,
     sampler: Literal["multinomial", "stratified"] = "stratified",
     dtype: Literal["float16", "float32"] = "float16",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     shard_rows: int | None = None,
     device: str = "cpu",
     progress: bool | None = None,
@@ -77,7 +80,9 @@ def cache_teacher(
     An existing complete cache with the same fingerprint is reused as it is; an interrupted
     one is resumed; one built from another teacher, other data or other settings is refused
     (``overwrite=True`` rebuilds it). ``teacher`` is an ``nn.Module`` or a teacher signal
-    with ``logits()`` and ``fingerprint()``.
+    with ``logits()`` and ``fingerprint()``. ``batch_size=None`` takes as many rows a batch as
+    keep its outputs under 512 MiB (measured on the first row), at most 256: a language
+    model's logits are tens of MB a sequence, and 256 of them would not fit in memory.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
@@ -121,6 +126,12 @@ def cache_teacher(
             writer.run_shared(*group.shard)
     return CachedTeacher(folder, source=source if source is not None else _module(teacher))
 
+
+
+def _batch_for_row_bytes(row_bytes: int) -> int:
+    rows = max(1, min(MAX_AUTO_BATCH, BATCH_OUTPUT_BYTES // max(row_bytes, 1)))
+    log.info("caching %d rows a batch (%s of outputs a row)", rows, human_bytes(row_bytes))
+    return rows
 
 
 def _split_rows(pieces: list[np.ndarray], rows: int
@@ -247,7 +258,7 @@ def _rest_of(data: Any, start: int, stop: int | None = None) -> Any:
 class _Writer:
     """Streams teacher outputs into fixed-size shards, updating the manifest after each."""
 
-    def __init__(self, teacher, data, folder: Path, manifest: dict, batch_size: int,
+    def __init__(self, teacher, data, folder: Path, manifest: dict, batch_size: int | None,
                  device: str, progress: bool | None):
         self.teacher, self.data, self.folder, self.manifest = teacher, data, folder, manifest
         self.batch_size, self.device, self.progress = batch_size, torch.device(device), progress
@@ -276,14 +287,15 @@ class _Writer:
                    else True)
         try:
             start = self.done
-            batches = Batches(_rest_of(self.data, start), self.batch_size, shuffle=False)
             with torch.no_grad():
-                for i, batch in enumerate(batches):
+                for i, (batch, offset) in enumerate(self._batches(start)):
                     inputs = to_device(batch.inputs, self.device)
                     if module is not None:
                         out = forward(module, inputs)
                     else:
-                        out = self.teacher.logits(inputs, batch.indices + start)
+                        out = self.teacher.logits(inputs, batch.indices + offset)
+                    if self.batch_size is None:  # the first row alone tells the batch size
+                        self.batch_size = _batch_for_row_bytes(out[0].numel() * 4)
                     arrays = self._arrays(out, self.done + self.buffered)
                     if i == 0:  # before anything is written: will it fit?
                         bar.set_postfix_str(self._check_disk(arrays, rows - start))
@@ -316,6 +328,17 @@ class _Writer:
         log.info("caching %d rows: %s", rows, estimate)
         return estimate
 
+    def _batches(self, start: int) -> Iterator[tuple[Any, int]]:
+        """Batches of the rows from ``start``, each with the index of the rows it was cut from.
+        Without a batch size, row ``start`` goes first on its own: its outputs set the size
+        (read when the next batch is cut)."""
+        if self.batch_size is None and start < len(self.data):
+            for batch in Batches(_rest_of(self.data, start, start + 1), 1, shuffle=False):
+                yield batch, start
+            start += 1
+        for batch in Batches(_rest_of(self.data, start), self.batch_size or 1, shuffle=False):
+            yield batch, start
+
     def run_shared(self, rank: int, world: int) -> None:
         """Under torch.distributed: the rows still missing, cut into shards that the ranks
         compute and write in turn (shard j by rank j mod world); rank 0 then lists them all
@@ -329,7 +352,10 @@ class _Writer:
         start, rows = self.done, len(self.data)
         first = next(iter(Batches(_rest_of(self.data, 0, 1), 1, shuffle=False)))
         with torch.no_grad():
-            row = self._arrays(self._outputs(module, first, 0), 0)
+            out = self._outputs(module, first, 0)
+            row = self._arrays(out, 0)
+        if self.batch_size is None:
+            self.batch_size = _batch_for_row_bytes(out[0].numel() * 4)
         if start < rows:  # every rank, before any writes: will the rest fit on the disk?
             self._check_disk(row, rows - start)
         if self.manifest["shard_rows"] is None:  # the same size on every rank: from row 0
