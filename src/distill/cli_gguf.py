@@ -49,6 +49,8 @@ def cmd_gguf(args: argparse.Namespace) -> int:
     sample = "The quick brown fox jumps over the lazy dog. To be, or not to be."
     ids = torch.tensor([tokenizer(sample)["input_ids"][:32]])
     check = check_gguf(path, model, ids)
-    print(f"read back by transformers: top-1 agreement {check.top1_agreement:.2%}, largest "
-          f"logit difference {check.max_abs_diff:.4f} (the logits' spread: {check.logit_std:.3f})")
+    print(f"read back by transformers: perplexity {check.perplexity:.3f} against the model's "
+          f"{check.model_perplexity:.3f} on a sample sentence ({check.perplexity_change:+.2%}); "
+          f"top-1 agreement {check.top1_agreement:.2%}, largest logit difference "
+          f"{check.max_abs_diff:.4f} (the logits' spread: {check.logit_std:.3f})")
     return 0

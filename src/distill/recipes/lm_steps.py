@@ -150,13 +150,16 @@ def _general_teacher(state: RunState) -> dict[str, float] | None:
     return {"perplexity": found["perplexity"], "nll": found["nll"]}
 
 
+GGUF_CHECK_BLOCKS = 8  # held-out blocks the exported file is read back and scored on
+
+
 def lm_export_step(state: RunState) -> None:
     """``[export] gguf``: the final student as one GGUF file per type, each read back by
     transformers and compared with the student on a held-out block."""
     from distill.lm.gguf_export import check_gguf, export_gguf
 
     spec, student = state.recipe.export, state.final_student
-    ids = state.test.encodings["input_ids"][:1, :64]
+    ids = state.test.encodings["input_ids"][:GGUF_CHECK_BLOCKS]
     records = {}
     for kind in spec.gguf:
         path = export_gguf(student, state.tokenizer, state.out / f"student-{kind}.gguf",
@@ -165,7 +168,11 @@ def lm_export_step(state: RunState) -> None:
         found = check_gguf(path, student, ids)
         records[kind] = {"file": path.name, "bytes": path.stat().st_size,
                          "top1_agreement": found.top1_agreement,
+                         "perplexity": found.perplexity,
+                         "student_perplexity": found.model_perplexity,
+                         "checked_tokens": int(ids.numel()),
                          "max_abs_logit_diff": found.max_abs_diff, "logit_std": found.logit_std}
-        log.info("exported %s (%.1f MiB): top-1 agreement with the student %.2f%%", path.name,
-                 path.stat().st_size / 2**20, 100 * found.top1_agreement)
+        log.info("exported %s (%.1f MiB): perplexity %.2f against the student's %.2f, top-1 "
+                 "agreement %.2f%%", path.name, path.stat().st_size / 2**20, found.perplexity,
+                 found.model_perplexity, 100 * found.top1_agreement)
     state.metrics["gguf"] = records

@@ -71,9 +71,12 @@ def _headline(metrics: dict[str, Any]) -> list[str]:
                         f"MLP width {cut.get('intermediate_size')}, {cut.get('params'):,} "
                         "parameters)")
         for kind, entry in (metrics.get("gguf") or {}).items():
+            scored = (f"perplexity {_num(entry.get('perplexity'), '{:.2f}')} against the "
+                      f"student's {_num(entry.get('student_perplexity'), '{:.2f}')} on the same "
+                      "held-out blocks, and its " if entry.get("perplexity") is not None else "")
             line.append(f"- Shipped for llama.cpp as `{entry['file']}` ({kind}, "
-                        f"{entry['bytes'] / 2**20:.1f} MiB): read back by transformers, its "
-                        f"top-1 next token matches the student's at "
+                        f"{entry['bytes'] / 2**20:.1f} MiB): read back by transformers, "
+                        f"{scored}top-1 next token matches the student's at "
                         f"{_pct(entry.get('top1_agreement'))} of held-out positions")
         general = metrics.get("teacher_before_finetune")
         if general:

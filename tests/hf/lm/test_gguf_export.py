@@ -33,6 +33,10 @@ def test_logits_come_back_through_transformers(tmp_path, bpe_tokenizer, bpe_text
     check = check_gguf(path, model, ids)
     assert check.relative <= tolerance, check
     assert check.top1_agreement >= agreement, check
+    with torch.no_grad():  # the perplexities are those of the ids' own next tokens
+        own = model(input_ids=ids, labels=ids).loss.exp()
+    assert check.model_perplexity == pytest.approx(float(own), rel=1e-4)
+    assert abs(check.perplexity_change) <= tolerance, check
 
 
 def test_sizes_shrink_with_the_type(tmp_path, bpe_tokenizer):

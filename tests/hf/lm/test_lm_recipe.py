@@ -235,6 +235,7 @@ gguf = ["q8_0"]
     entry = json.loads((out / "metrics.json").read_text())["gguf"]["q8_0"]
     assert (out / entry["file"]).is_file() and entry["bytes"] > 0
     assert entry["top1_agreement"] >= 0.9
+    assert entry["perplexity"] == pytest.approx(entry["student_perplexity"], rel=0.1)
     assert "Shipped for llama.cpp as `student-q8_0.gguf`" in (out / "report.md").read_text()
 
 
