@@ -208,11 +208,15 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(pairs) if pairs else "no finished runs yet")
         return
     started = time.perf_counter()
-    # The first job tunes the domain teacher, caches its outputs and the block scores: it runs
-    # alone, so it has every core.
-    first = jobs_for(args, None)[:1]
-    done = run_jobs(run_one, first, log, 1, threads=os.cpu_count() or 1) if first else []
-    teacher = done[0]["teacher_path"] if done else None
+    # Without the tuned teacher in the cache, the first job still to run tunes it, caches its
+    # outputs and the block scores: it runs alone, so it has every core (side by side, each job
+    # would tune its own copy). A cache lost with the machine is rebuilt the same way.
+    teacher = next((r["teacher_path"] for r in finished(log).values()), None)
+    if teacher is None or not Path(teacher).is_dir():
+        done = finished(log)
+        first = [j for j in jobs_for(args, None) if job_key(j) not in done][:1]
+        ran = run_jobs(run_one, first, log, 1, threads=os.cpu_count() or 1) if first else []
+        teacher = ran[0]["teacher_path"] if ran else teacher
     jobs = jobs_for(args, teacher)
     results = run_jobs(run_one, jobs, log, args.jobs)
     record = {"machine": machine(args.jobs), "date": time.strftime("%Y-%m-%d"),

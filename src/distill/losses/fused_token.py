@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from distill.teachers.sampled import SampledTargets
 from distill.teachers.targets import TopKTargets
+from distill.work_buffers import WorkBuffers, work_tensor
 
 BLOCK_ENTRIES = 1 << 21  # entries of a block: 8 MB per float32 temporary
 _LOG_FLOOR = -100.0  # as distill.losses.divergences: an impossible bucket costs a finite amount
@@ -123,31 +124,11 @@ class _Settings:
     def __init__(self, kind: str, alpha: float, alpha_ce: float, t: float, parts: tuple):
         self.kind, self.alpha, self.alpha_ce, self.t, self.parts = kind, alpha, alpha_ce, t, parts
         self.kd = alpha * t  # α·T² · (1/T): the KL's gradient carries one factor 1/T
-        self.buffers: _Buffers | None = None  # set for one pass over the blocks
-
-
-class _Buffers:
-    """Block-sized float32 tensors made once per pass and reused by every block: a fresh
-    block-sized result per operation costs more in page faults than its arithmetic (measured
-    on a CPU: the dense divergence of one block took 23 ms allocating, 7.6 ms in place)."""
-
-    def __init__(self, rows: int, vocab: int, device: torch.device):
-        self.rows, self.vocab, self.device = rows, vocab, device
-        self._made: dict[str, Tensor] = {}
-
-    def get(self, name: str, rows: int) -> Tensor:
-        buffer = self._made.get(name)
-        if buffer is None:
-            buffer = self._made[name] = torch.empty(self.rows, self.vocab, dtype=torch.float32,
-                                                    device=self.device)
-        return buffer[:rows]
+        self.buffers: WorkBuffers | None = None  # set for one pass over the blocks
 
 
 def _buffer(s: _Settings, name: str, like: Tensor) -> Tensor:
-    """A float32 tensor shaped as the block ``like``: a reused buffer when the pass has them."""
-    if s.buffers is None or like.dim() != 2 or like.shape[-1] != s.buffers.vocab:
-        return torch.empty(like.shape, dtype=torch.float32, device=like.device)
-    return s.buffers.get(name, like.shape[0])
+    return work_tensor(s.buffers, name, like)
 
 
 def _rows_per_block(vocab: int) -> int:
@@ -173,7 +154,7 @@ class _FusedLinear(torch.autograd.Function):
         grad_b = torch.zeros(weight.shape[0], **zeros) if need_grad and bias is not None else None
         total = torch.zeros((), dtype=torch.float64, device=hidden.device)
         vocab = weight.shape[0]
-        s.buffers = _Buffers(min(len(flat), _rows_per_block(vocab)), vocab, hidden.device)
+        s.buffers = WorkBuffers(min(len(flat), _rows_per_block(vocab)), vocab, hidden.device)
         in_place = hidden.dtype == weight.dtype == torch.float32
         for rows in _blocks(len(flat), vocab):
             h = flat[rows]
@@ -221,7 +202,7 @@ class _FusedLogits(torch.autograd.Function):
         batch, positions, vocab = logits.shape
         stats = torch.zeros(3, batch, positions, dtype=torch.float32)  # lse_T, lse_1, aux
         total = torch.zeros((), dtype=torch.float64, device=logits.device)
-        s.buffers = _Buffers(min(positions, _rows_per_block(vocab)), vocab, logits.device)
+        s.buffers = WorkBuffers(min(positions, _rows_per_block(vocab)), vocab, logits.device)
         for b in range(batch):
             for rows in _blocks(positions, vocab):
                 teacher = [x[b][rows] for x in s.parts]
@@ -243,7 +224,7 @@ class _FusedLogits(torch.autograd.Function):
         s = ctx.settings
         grad = torch.empty_like(logits)
         scale = grad_total.to(torch.float32)
-        s.buffers = _Buffers(min(logits.shape[1], _rows_per_block(logits.shape[2])),
+        s.buffers = WorkBuffers(min(logits.shape[1], _rows_per_block(logits.shape[2])),
                              logits.shape[2], logits.device)
         for b in range(logits.shape[0]):
             for rows in _blocks(logits.shape[1], logits.shape[2]):

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from distill.work_buffers import WorkBuffers, work_tensor
+
 
 @dataclass
 class SampledTargets:
@@ -112,7 +114,7 @@ class SampledTargets:
         vocab = _check(logits, n, temperature, top_k, sampler)
         row_shape = logits.shape[1:-1]
         rows = int(torch.Size(row_shape).numel())
-        buffers = _Buffers(rows, vocab, logits.device)
+        buffers = WorkBuffers(rows, vocab, logits.device)
         drawn = [cls._from_parts(_draw_rows(logits[r].reshape(-1, vocab), n, float(temperature),
                                             top_k, sampler, g, buffers), row_shape, n,
                                  float(temperature), vocab, top_k)
@@ -202,42 +204,21 @@ def _check(logits: Tensor, n: int, temperature: float, top_k: int, sampler: str)
     return vocab
 
 
-class _Buffers:
-    """Work tensors of one row of positions, made once and reused by every row."""
-
-    def __init__(self, rows: int, vocab: int, device: torch.device):
-        self.shape, self.device = (rows, vocab), device
-        self._made: dict[str, Tensor] = {}
-
-    def get(self, name: str, rows: int, dtype: torch.dtype = torch.float32) -> Tensor:
-        buffer = self._made.get(name)
-        if buffer is None or buffer.shape[0] < rows:
-            buffer = self._made[name] = torch.empty(max(rows, self.shape[0]), self.shape[1],
-                                                    dtype=dtype, device=self.device)
-        return buffer[:rows]
-
-
-def _work(buffers: _Buffers | None, name: str, like: Tensor,
-          dtype: torch.dtype = torch.float32) -> Tensor:
-    if buffers is None:
-        return torch.empty(like.shape, dtype=dtype, device=like.device)
-    return buffers.get(name, like.shape[0], dtype)
-
-
 def _draw_rows(logits: Tensor, n: int, temperature: float, top_k: int, sampler: str,
-               generator: torch.Generator | None, buffers: _Buffers | None) -> tuple[Tensor, ...]:
+               generator: torch.Generator | None,
+               buffers: WorkBuffers | None) -> tuple[Tensor, ...]:
     """Draws and entropy (and, with ``top_k``, the head, its ids and the tail's mass) for
     ``logits`` ``(rows, vocabulary)``."""
     x = logits.detach().float()
     if temperature != 1.0:
-        x = torch.div(x, temperature, out=_work(buffers, "scaled", x))
-    log_p = torch.log_softmax(x, -1, out=_work(buffers, "log_p", x))
-    p = torch.exp(log_p, out=_work(buffers, "p", x))
-    entropy = -torch.mul(p, log_p, out=_work(buffers, "p_log_p", x)).nansum(-1)
+        x = torch.div(x, temperature, out=work_tensor(buffers, "scaled", x))
+    log_p = torch.log_softmax(x, -1, out=work_tensor(buffers, "log_p", x))
+    p = torch.exp(log_p, out=work_tensor(buffers, "p", x))
+    entropy = -torch.mul(p, log_p, out=work_tensor(buffers, "p_log_p", x)).nansum(-1)
     if not top_k:
         return _draw(p, n, sampler, generator, buffers), entropy
     head, head_ids = p.topk(top_k, dim=-1)
-    tail = _work(buffers, "p_log_p", x).copy_(p).scatter_(-1, head_ids, 0.0)
+    tail = work_tensor(buffers, "p_log_p", x).copy_(p).scatter_(-1, head_ids, 0.0)
     rest = tail.sum(-1, keepdim=True)
     # a position whose top k hold everything: draw anything, at weight zero
     if not bool((rest > 0).all()):
@@ -246,11 +227,11 @@ def _draw_rows(logits: Tensor, n: int, temperature: float, top_k: int, sampler: 
 
 
 def _draw(weights: Tensor, n: int, sampler: str, generator: torch.Generator | None,
-          buffers: _Buffers | None = None) -> Tensor:
+          buffers: WorkBuffers | None = None) -> Tensor:
     """``n`` token ids per row of non-negative ``weights`` ``(rows, vocabulary)``."""
     if sampler == "multinomial":
         return torch.multinomial(weights, n, replacement=True, generator=generator)
-    cdf = _work(buffers, "cdf", weights, torch.float64).copy_(weights).cumsum_(-1)
+    cdf = work_tensor(buffers, "cdf", weights, torch.float64).copy_(weights).cumsum_(-1)
     total = cdf[:, -1:]
     offset = torch.rand(len(weights), 1, generator=generator, dtype=torch.float64)
     points = (torch.arange(n, dtype=torch.float64) + offset) / n * total
