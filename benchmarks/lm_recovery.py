@@ -68,6 +68,16 @@ def variant(job: dict[str, Any]) -> dict[str, Any]:
         "export": {"gguf": ["f16", "q8_0"] if job["row"] == "depth" and job["seed"] == 0
                    else []},
     }
+    if "lr" in job:
+        changes["train"]["lr"] = job["lr"]
+    for dotted, value in job.get("set", {}).items():  # a probe's other changes
+        *tables, key = dotted.split(".")
+        place = changes
+        for table in tables:
+            place = place.setdefault(table, {})
+        place[key] = value
+    if job.get("kd_only"):
+        changes["baseline"] = {"enabled": False}
     if job["row"] == "width":
         changes["student"] = {"way": "width", "criterion": None}
     if job["row"] == "random":
@@ -142,7 +152,17 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
                      "prompts": args.blocks * 256 // new, "new_tokens": new})
     runs = args.runs.resolve().relative_to(ROOT)
     for job in jobs:
-        job["out"] = str(runs / f"{job['row']}-b{job['blocks']}-s{job['seed']}")
+        name = f"{job['row']}-b{job['blocks']}-s{job['seed']}"
+        if args.lr is not None:  # a probe of the step size: not the shipped recipe's rows
+            job["lr"] = args.lr
+            name += f"-lr{args.lr:g}"
+        if args.set:
+            job["set"] = dict(args.set)
+            name += "".join(f"-{k.split('.')[-1]}{v}" for k, v in args.set)
+        if args.kd_only:
+            job["kd_only"] = True
+            name += "-kd"
+        job["out"] = str(runs / name)
     return [j for j in jobs if j["row"] in args.rows]
 
 
@@ -174,9 +194,10 @@ def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         if not mine:
             continue
         kd = [r["student"]["perplexity"] for r in mine]
-        ce = [r["baseline"]["perplexity"] for r in mine]
+        ce = [r["baseline"]["perplexity"] for r in mine if "perplexity" in r["baseline"]]
         t = mine[0]["teacher"]["perplexity"]
-        gaps = [(c - k) / (c - t) for k, c in zip(kd, ce, strict=True) if c > t]
+        gaps = ([(c - k) / (c - t) for k, c in zip(kd, ce, strict=True) if c > t]
+                if len(ce) == len(kd) else [])
         speed = [r["student"]["decode_tokens_per_s"] / r["teacher"]["decode_tokens_per_s"]
                  for r in mine if r["student"].get("decode_tokens_per_s")]
         gap = mean_std(gaps) if gaps else None
@@ -188,6 +209,11 @@ def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, _, value = text.partition("=")
+    return key, None if value == "none" else json.loads(value)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
@@ -195,6 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side, 1 thread each")
     parser.add_argument("--rows", nargs="+", default=["depth", "width", "random", "sequence"])
+    parser.add_argument("--lr", type=float, default=None,
+                        help="a probe: this step size instead of the recipe's")
+    parser.add_argument("--set", nargs="+", type=_setting, default=[], metavar="TABLE.KEY=JSON",
+                        help="a probe: recipe values changed (teacher.outputs='\"online\"')")
+    parser.add_argument("--kd-only", action="store_true",
+                        help="a probe: no cross-entropy twin (the baseline)")
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run folders (in the repo)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true",
@@ -211,11 +243,13 @@ def main(argv: list[str] | None = None) -> None:
     # Without the tuned teacher in the cache, the first job still to run tunes it, caches its
     # outputs and the block scores: it runs alone, so it has every core (side by side, each job
     # would tune its own copy). A cache lost with the machine is rebuilt the same way.
-    teacher = next((r["teacher_path"] for r in finished(log).values()), None)
-    if teacher is None or not Path(teacher).is_dir():
+    teacher = next((r["teacher_path"] for r in finished(log).values()
+                    if r.get("teacher_path") and Path(r["teacher_path"]).is_dir()), None)
+    if teacher is None:
         done = finished(log)
         first = [j for j in jobs_for(args, None) if job_key(j) not in done][:1]
-        ran = run_jobs(run_one, first, log, 1, threads=os.cpu_count() or 1) if first else []
+        cores = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        ran = run_jobs(run_one, first, log, 1, threads=cores) if first else []
         teacher = ran[0]["teacher_path"] if ran else teacher
     jobs = jobs_for(args, teacher)
     results = run_jobs(run_one, jobs, log, args.jobs)
@@ -227,13 +261,17 @@ def main(argv: list[str] | None = None) -> None:
         if pairs:
             record[f"{row}_student_perplexity"] = mean_std(
                 [r["student"]["perplexity"] for r in pairs])
-            record[f"{row}_baseline_perplexity"] = mean_std(
-                [r["baseline"]["perplexity"] for r in pairs])
+            baseline = [r["baseline"]["perplexity"] for r in pairs if r["baseline"]]
+            if baseline:
+                record[f"{row}_baseline_perplexity"] = mean_std(baseline)
     lines = [f"{j['row']} seed {j['seed']}: student {r['student']['perplexity']:.2f}, baseline "
-             f"{r['baseline']['perplexity']:.2f}, teacher {r['teacher']['perplexity']:.2f}"
+             f"{r['baseline'].get('perplexity', float('nan')):.2f}, "
+             f"teacher {r['teacher']['perplexity']:.2f}"
              for j, r in zip(jobs, results, strict=True)]
     record["markdown"] = markdown(list(zip(jobs, results, strict=True)))
-    write_record(record, args.results / "lm_recovery.json", started,
+    probe = args.lr is not None or args.kd_only or bool(args.set)
+    name = "lm_recovery_probe.json" if probe else "lm_recovery.json"
+    write_record(record, args.results / name, started,
                  "\n".join(lines) + "\n\n" + record["markdown"])
     print(json.dumps({k: v for k, v in record.items() if k.endswith("perplexity")}, indent=1))
 
