@@ -142,6 +142,10 @@ def generations(job: dict[str, Any]) -> Path:
     return path
 
 
+def recipe_lr() -> float:
+    return float(tomllib.loads(RECIPE.read_text())["train"]["lr"])
+
+
 def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, Any]]:
     common = {"blocks": args.blocks, "test_blocks": args.test_blocks}
     jobs = [{**common, "row": "depth", "seed": s} for s in range(args.seeds)]
@@ -152,10 +156,10 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
                      "prompts": args.blocks * 256 // new, "new_tokens": new})
     runs = args.runs.resolve().relative_to(ROOT)
     for job in jobs:
-        name = f"{job['row']}-b{job['blocks']}-s{job['seed']}"
-        if args.lr is not None:  # a probe of the step size: not the shipped recipe's rows
-            job["lr"] = args.lr
-            name += f"-lr{args.lr:g}"
+        # the step size is part of a run's name and key: a recipe tuned later never resumes, or
+        # reads as finished, a run made with another
+        job["lr"] = args.lr if args.lr is not None else recipe_lr()
+        name = f"{job['row']}-b{job['blocks']}-s{job['seed']}-lr{job['lr']:g}"
         if args.set:
             job["set"] = dict(args.set)
             name += "".join(f"-{k.split('.')[-1]}{v}" for k, v in args.set)
@@ -214,6 +218,23 @@ def _setting(text: str) -> tuple[str, Any]:
     return key, None if value == "none" else json.loads(value)
 
 
+def every_run(log: Path) -> str:
+    """Every finished run, probes included: what each changed and what it reached."""
+    lines = ["| row | blocks | seed | lr | changed | KD student perplexity | cross-entropy twin | "
+             "KD training s |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+    for key, r in finished(log).items():
+        job = json.loads(key)
+        changed = ", ".join(f"{k} = {v}" for k, v in job.get("set", {}).items()) or "–"
+        twin = r["baseline"].get("perplexity")
+        history = r["history"]["student"]
+        seconds = f"{history[-1]['seconds']:.0f}" if history else "–"
+        lines.append(
+            f"| {job['row']} | {job['blocks']} | {job['seed']} | {job.get('lr', '2e-4 (then)')} "
+            f"| {changed} | {r['student']['perplexity']:.2f} | "
+            f"{f'{twin:.2f}' if twin else '–'} | {seconds} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
@@ -222,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side, 1 thread each")
     parser.add_argument("--rows", nargs="+", default=["depth", "width", "random", "sequence"])
     parser.add_argument("--lr", type=float, default=None,
-                        help="a probe: this step size instead of the recipe's")
+                        help="this step size instead of the recipe's (a probe)")
     parser.add_argument("--set", nargs="+", type=_setting, default=[], metavar="TABLE.KEY=JSON",
                         help="a probe: recipe values changed (teacher.outputs='\"online\"')")
     parser.add_argument("--kd-only", action="store_true",
@@ -231,8 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true",
                         help="print the table of the runs finished so far; run nothing")
+    parser.add_argument("--every-run", action="store_true",
+                        help="print every finished run, probes included; run nothing")
     args = parser.parse_args(argv)
     log = args.results / LOG.name
+    if args.every_run:
+        print(every_run(log))
+        return
     if args.table:
         done = finished(log)
         teacher = next((r["teacher_path"] for r in done.values()), None)
@@ -269,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
              f"teacher {r['teacher']['perplexity']:.2f}"
              for j, r in zip(jobs, results, strict=True)]
     record["markdown"] = markdown(list(zip(jobs, results, strict=True)))
-    probe = args.lr is not None or args.kd_only or bool(args.set)
+    probe = args.lr not in (None, recipe_lr()) or args.kd_only or bool(args.set)
     name = "lm_recovery_probe.json" if probe else "lm_recovery.json"
     write_record(record, args.results / name, started,
                  "\n".join(lines) + "\n\n" + record["markdown"])
