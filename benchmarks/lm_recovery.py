@@ -142,6 +142,15 @@ def generations(job: dict[str, Any]) -> Path:
     return path
 
 
+def targets_of(teacher: dict[str, Any]) -> str:
+    """A short name for a ``[teacher]`` table's targets: ``top32``, ``sampled32``, ``dense``."""
+    if teacher.get("outputs", "online") != "cached":
+        return "online"
+    kinds = [f"top{teacher['top_k']}" if teacher.get("top_k") else "",
+             f"sampled{teacher['samples']}" if teacher.get("samples") else ""]
+    return "+".join(k for k in kinds if k) or "dense"
+
+
 def recipe_lr() -> float:
     return float(tomllib.loads(RECIPE.read_text())["train"]["lr"])
 
@@ -159,7 +168,10 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
         # the step size is part of a run's name and key: a recipe tuned later never resumes, or
         # reads as finished, a run made with another
         job["lr"] = args.lr if args.lr is not None else recipe_lr()
+        if not args.set:  # so are the recipe's teacher targets (a probe's --set names its own)
+            job["targets"] = targets_of(tomllib.loads(RECIPE.read_text())["teacher"])
         name = f"{job['row']}-b{job['blocks']}-s{job['seed']}-lr{job['lr']:g}"
+        name += f"-{job['targets']}" if "targets" in job else ""
         if args.set:
             job["set"] = dict(args.set)
             name += "".join(f"-{k.split('.')[-1]}{v}" for k, v in args.set)
@@ -224,7 +236,8 @@ def every_run(log: Path) -> str:
              "KD training s |", "|---|---:|---:|---:|---|---:|---:|---:|"]
     for key, r in finished(log).items():
         job = json.loads(key)
-        changed = ", ".join(f"{k} = {v}" for k, v in job.get("set", {}).items()) or "–"
+        changed = (", ".join(f"{k} = {v}" for k, v in job.get("set", {}).items())
+                   or job.get("targets", "–"))
         twin = r["baseline"].get("perplexity")
         history = r["history"]["student"]
         seconds = f"{history[-1]['seconds']:.0f}" if history else "–"
