@@ -204,8 +204,8 @@ _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def _fusable(params: list[nn.Parameter]) -> bool:
     """Whether torch's fused Adam kernel takes these parameters: plain (not sharded) float
     tensors on one CPU or GPU. On a CPU torch otherwise updates one tensor at a time, and
-    that loop was 4.5x slower for a 67M-parameter llama (255 ms against 57 ms a step, one
-    thread), a fifth of a distillation step's time."""
+    that loop was 4.4-4.5x slower for a 67M-parameter llama (one thread,
+    ``benchmarks/optimizer_step.py``), a fifth of a distillation step's time."""
     devices = {p.device for p in params}
     return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
             and all(type(p.data) is torch.Tensor and p.dtype in _FUSED_DTYPES
