@@ -261,6 +261,12 @@ def _cell(values: list[float]) -> str:
             else f"{found['mean']:.2f}")
 
 
+def _percent(shares: list[float]) -> str:
+    found = mean_std(shares)
+    return (f"{100 * found['mean']:.0f} ± {100 * found['std']:.0f}%" if len(shares) > 1
+            else f"{100 * found['mean']:.0f}%")
+
+
 def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     """The recovery table: per row, the distilled student and its cross-entropy twin (the
     sequence row: its twin is Kim & Rush's sequence-level distillation), seeds pooled."""
@@ -283,13 +289,12 @@ def markdown(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
                 if len(ce) == len(kd) else [])
         speed = [r["student"]["decode_tokens_per_s"] / r["teacher"]["decode_tokens_per_s"]
                  for r in mine if r["student"].get("decode_tokens_per_s")]
-        gap = mean_std(gaps) if gaps else None
         composed = sum("composed_from" in r for r in mine)
         name += f" ({composed} of {len(mine)} pairs composed†)" if composed else ""
         lines.append(
             f"| {name} | {mine[0]['student']['params']:,} | {len(mine)} | {_cell(kd)} | "
             f"{_cell(ce)} | {mean_std(kd)['mean'] / t:.2f}× | "
-            + (f"{100 * gap['mean']:.0f} ± {100 * gap['std']:.0f}%" if gap else "–")
+            + (_percent(gaps) if gaps else "–")
             + f" | {_cell(speed)}× |")
     if any("composed_from" in r for _, r in pairs):
         lines += ["", "† the distilled student and its twin were trained by two runs that "
