@@ -14,7 +14,7 @@ alone, so every run is a pair at equal tokens and one seed):
 - ``depth``: the 11 blocks the skip criterion keeps, recovered by KD (forward KL from the
   domain teacher's cached targets, the recipe's: 32 tokens drawn per position; alpha 0.9) and
   by cross-entropy; ``--seeds`` seeds;
-- ``width``: every block kept, MLP neurons cut by activation to the same size;
+- ``width``: every block kept, MLP neurons cut by activation to the same size; ``--seeds``;
 - ``random``: the depth cut's architecture with fresh weights (what the teacher's weights buy);
 - ``sequence``: the domain teacher's own completions of training prompts as the text (its
   baseline is Kim & Rush's sequence-level distillation; its student adds token-level KD).
@@ -162,8 +162,11 @@ def recipe_lr() -> float:
 
 def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, Any]]:
     common = {"blocks": args.blocks, "test_blocks": args.test_blocks}
-    jobs = [{**common, "row": "depth", "seed": s} for s in range(args.seeds)]
-    jobs += [{**common, "row": row, "seed": 0} for row in ("width", "random")]
+    # the two ways to cut get every seed; the random start (far from both) and the sequence row
+    # (which first has the teacher write its text) one
+    jobs = [{**common, "row": row, "seed": s} for row in ("depth", "width")
+            for s in range(args.seeds)]
+    jobs.append({**common, "row": "random", "seed": 0})
     if teacher is not None:  # the same number of learned tokens, written by the teacher
         new = 192
         jobs.append({**common, "row": "sequence", "seed": 0, "teacher": teacher,
