@@ -105,10 +105,22 @@ def distill(
             teacher = PrecomputedTeacher.from_module(teacher, train, device=config.device,
                                                      progress=config.progress)
     fitted = fit(
-        student, train, loss=loss, teacher=teacher, eval_data=eval, config=config,
-        callbacks=callbacks, checkpoint_dir=checkpoint_dir, description="distill", task=task,
+        student, _at_cached_length(teacher, train), loss=loss, teacher=teacher, eval_data=eval,
+        config=config, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+        description="distill", task=task,
     )
     return _result(student, fitted, config)
+
+
+def _at_cached_length(teacher: Any, train: Any) -> Any:
+    """Text whose batches would be cut to their longest row, read at its stored length when
+    the teacher's outputs come from a cache with a row per position: the cache holds them at
+    that length, and a cut batch no longer lines up with them (prompt/completion corpora)."""
+    from distill.hf.text import at_stored_length
+    from distill.teachers.cached import CachedTeacher
+
+    per_position = isinstance(teacher, CachedTeacher) and teacher.manifest.get("row_shape")
+    return at_stored_length(train) if per_position else train
 
 
 def train_model(

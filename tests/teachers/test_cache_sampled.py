@@ -133,6 +133,31 @@ def test_a_student_distils_from_cached_draws(tmp_path, make_llama_here):
     assert after < before
 
 
+def test_padded_text_of_mixed_lengths_is_cached_and_read_at_its_stored_length(
+        tmp_path, make_llama_here):
+    """Prompt/completion text is padded to one length but cut, batch by batch, to its longest
+    row; per-position cached outputs keep the stored length, so the cache and the training
+    both read the text at that length (a cut batch once failed the shape check)."""
+    import distill
+    from distill.data import DatasetInfo
+    from distill.hf import TokenizedText
+
+    teacher, student = make_llama_here(2, 0), make_llama_here(1, 1)
+    ids = torch.randint(3, 32, (16, 12), generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([4, 6] * 8)  # every batch of 4 uses at most 6 of 12 columns
+    mask = (torch.arange(12) < lengths[:, None]).long()
+    labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+    text = TokenizedText({"input_ids": ids * mask, "attention_mask": mask}, labels,
+                         DatasetInfo("t", (12,), 32))
+    assert text.collate([text[i] for i in range(4)])["input_ids"].shape == (4, 6)  # cut
+    cache = cache_teacher(teacher, text, tmp_path / "c", samples=4, batch_size=4,
+                          progress=False)
+    assert cache.manifest["row_shape"] == [12]
+    result = distill.distill(cache, student, text, epochs=1, batch_size=4, progress=False,
+                             loss=distill.TokenKDLoss("forward", alpha=0.5), task="causal-lm")
+    assert result.history and text.trim_padding  # the caller's text is left as it was
+
+
 @pytest.fixture
 def make_llama_here():
     transformers = pytest.importorskip("transformers")

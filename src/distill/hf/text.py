@@ -91,6 +91,11 @@ class TokenizedText(Dataset):
         return {k: v[:, first:last] if v.dim() == 2 and v.shape == mask.shape else v
                 for k, v in batch.items()}
 
+    def untrimmed(self) -> TokenizedText:
+        """The same text, every batch at the stored length (what per-position cached teacher
+        outputs need)."""
+        return TokenizedText(self.encodings, self.labels, self.info, trim_padding=False)
+
     def subset(self, indices: Tensor | Sequence[int], name: str | None = None) -> TokenizedText:
         index = torch.as_tensor(indices, dtype=torch.long)
         labels = self.labels[index] if self.labels is not None else None
@@ -130,3 +135,14 @@ def load_text_dataset(name: str, split: str, tokenizer: Any, max_length: int = 6
     texts, labels = TEXT_DATASETS[name](split, **({"path": path} if path is not None else {}))
     return TokenizedText.from_texts(texts, tokenizer, labels, max_length=max_length,
                                     name=f"{name}-{split}")
+
+
+def at_stored_length(data: Any) -> Any:
+    """``data`` with every batch at its stored length, if it is text that would cut batches
+    to their longest row; anything else as it is. Per-position teacher outputs are cached at
+    the stored length, so both the pass that writes them and the training that reads them
+    need the text at that length."""
+    if isinstance(data, TokenizedText) and data.trim_padding:
+        return data.untrimmed()
+    return data
+

@@ -119,7 +119,10 @@ def cache_teacher(
     if not manifest["complete"]:
         if shard_rows is not None and manifest["shard_rows"] is None:
             manifest["shard_rows"] = shard_rows
-        writer = _Writer(teacher, data, folder, manifest, batch_size, device, progress)
+        from distill.hf.text import at_stored_length  # rows of one length, whatever the batch
+
+        writer = _Writer(teacher, at_stored_length(data), folder, manifest, batch_size, device,
+                         progress)
         if group is None:
             writer.run()
         else:
