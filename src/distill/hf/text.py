@@ -145,4 +145,3 @@ def at_stored_length(data: Any) -> Any:
     if isinstance(data, TokenizedText) and data.trim_padding:
         return data.untrimmed()
     return data
-
