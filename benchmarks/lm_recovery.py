@@ -329,6 +329,13 @@ def every_run(log: Path) -> str:
     return "\n".join(lines)
 
 
+def tuned_teacher(done: dict[str, dict[str, Any]]) -> str | None:
+    """The tuned teacher of a finished run that is still in the cache (the sequence row's
+    key names it)."""
+    return next((r["teacher_path"] for r in done.values()
+                 if r.get("teacher_path") and Path(r["teacher_path"]).is_dir()), None)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.table:
         done = finished(log)
         done.update(compose(jobs_for(args, None), done))
-        teacher = next((r["teacher_path"] for r in done.values()), None)
+        teacher = tuned_teacher(done)
         pairs = [(j, done[job_key(j)]) for j in jobs_for(args, teacher) if job_key(j) in done]
         print(markdown(pairs) if pairs else "no finished runs yet")
         return
@@ -367,8 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     # Without the tuned teacher in the cache, the first job still to run tunes it, caches its
     # outputs and the block scores: it runs alone, so it has every core (side by side, each job
     # would tune its own copy). A cache lost with the machine is rebuilt the same way.
-    teacher = next((r["teacher_path"] for r in finished(log).values()
-                    if r.get("teacher_path") and Path(r["teacher_path"]).is_dir()), None)
+    teacher = tuned_teacher(finished(log))
     if teacher is None and args.tuned_teacher:
         parser.error("--tuned-teacher: no finished run's tuned teacher is in the cache")
     if teacher is None:
