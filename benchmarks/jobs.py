@@ -81,9 +81,9 @@ def _short(result: dict[str, Any]) -> str:
                      for k, v in result.items() if not isinstance(v, list | dict))
 
 
-def machine(processes: int) -> dict[str, Any]:
+def machine(processes: int, threads: int = 1) -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "threads_per_job": 1, "jobs": processes, "torch": torch.__version__}
+            "threads_per_job": threads, "jobs": processes, "torch": torch.__version__}
 
 
 def mean_std(values: list[float]) -> dict[str, float]:

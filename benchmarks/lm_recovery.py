@@ -341,7 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--blocks", type=int, default=400, help="training blocks of 256 tokens")
     parser.add_argument("--test-blocks", type=int, default=48)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=1, help="runs side by side, 1 thread each")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per run (jobs × threads ≤ cores, or they fight)")
     parser.add_argument("--rows", nargs="+", default=["depth", "width", "random", "sequence"])
     parser.add_argument("--lr", type=float, default=None,
                         help="this step size instead of the recipe's (a probe)")
@@ -388,8 +390,8 @@ def main(argv: list[str] | None = None) -> None:
         with log.open("a") as f:
             f.write(json.dumps({"key": key, "result": result}) + "\n")
         print(f"{json.loads(key)['out']}: composed from {result['composed_from']}", flush=True)
-    results = run_jobs(run_one, jobs, log, args.jobs)
-    record = {"machine": machine(args.jobs), "date": time.strftime("%Y-%m-%d"),
+    results = run_jobs(run_one, jobs, log, args.jobs, threads=args.threads)
+    record = {"machine": machine(args.jobs, args.threads), "date": time.strftime("%Y-%m-%d"),
               "blocks": args.blocks, "test_blocks": args.test_blocks,
               "runs": [{"job": j, "result": r} for j, r in zip(jobs, results, strict=True)]}
     for row in ("depth",):
