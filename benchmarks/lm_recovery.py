@@ -126,8 +126,11 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
 def generations(job: dict[str, Any]) -> Path:
     """The domain teacher's completions of prompts cut from the training plays, written once:
     ``job['prompts']`` prompts of 64 tokens spread over the plays, ``job['new_tokens']`` tokens
-    each, nucleus-sampled (T=1, top-p 0.9)."""
-    path = (ROOT / job["out"]).parent / f"generations-{job['prompts']}x{job['new_tokens']}.jsonl"
+    each, nucleus-sampled (T=1, top-p 0.9); with ``job['min_new_tokens']``, no completion ends
+    before that many (the first corpus, without, stopped at a median of 43 of 192 tokens)."""
+    least = job.get("min_new_tokens")
+    path = (ROOT / job["out"]).parent / (f"generations-{job['prompts']}x{job['new_tokens']}"
+                                         f"{f'-min{least}' if least else ''}.jsonl")
     if path.is_file():
         return path
     import torch
@@ -143,7 +146,8 @@ def generations(job: dict[str, Any]) -> Path:
     prompts = tokenizer.batch_decode(blocks.encodings["input_ids"])
     torch.manual_seed(0)
     write_generations(teacher, tokenizer, prompts, path, max_new_tokens=job["new_tokens"],
-                      temperature=1.0, top_p=0.9, seed=0, batch_size=16, progress=False)
+                      min_new_tokens=least, temperature=1.0, top_p=0.9, seed=0, batch_size=16,
+                      progress=False)
     return path
 
 
@@ -167,10 +171,11 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
     jobs = [{**common, "row": row, "seed": s} for row in ("depth", "width")
             for s in range(args.seeds)]
     jobs.append({**common, "row": "random", "seed": 0})
-    if teacher is not None:  # the same number of learned tokens, written by the teacher
-        new = 192
+    if teacher is not None:  # the same number of learned tokens, written by the teacher: every
+        new = 192  # completion runs to its full length
         jobs.append({**common, "row": "sequence", "seed": 0, "teacher": teacher,
-                     "prompts": args.blocks * 256 // new, "new_tokens": new})
+                     "prompts": args.blocks * 256 // new, "new_tokens": new,
+                     "min_new_tokens": new})
     runs = args.runs.resolve().relative_to(ROOT)
     for job in jobs:
         # the step size is part of a run's name and key: a recipe tuned later never resumes, or
@@ -180,6 +185,7 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
             job["targets"] = targets_of(tomllib.loads(RECIPE.read_text())["teacher"])
         name = f"{job['row']}-b{job['blocks']}-s{job['seed']}-lr{job['lr']:g}"
         name += f"-{job['targets']}" if "targets" in job else ""
+        name += f"-min{job['min_new_tokens']}" if job.get("min_new_tokens") else ""
         if args.set:
             job["set"] = dict(args.set)
             name += "".join(f"-{k.split('.')[-1]}{v}" for k, v in args.set)

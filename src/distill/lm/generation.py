@@ -25,6 +25,20 @@ def _left_padding(tokenizer: Any):
         tokenizer.padding_side = side
 
 
+def _length_settings(max_new_tokens: int, min_new_tokens: int | None) -> dict[str, Any]:
+    """``generate`` keywords for the completion's length; ``min_new_tokens`` holds the end of
+    sequence back until that many tokens are written (a corpus of continuous text, where an
+    instruct model's habit of stopping early would leave too little to learn from)."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if min_new_tokens is None:
+        return {"max_new_tokens": max_new_tokens}
+    if not 0 <= min_new_tokens <= max_new_tokens:
+        raise ValueError(f"min_new_tokens must be between 0 and max_new_tokens "
+                         f"({max_new_tokens}), got {min_new_tokens}")
+    return {"max_new_tokens": max_new_tokens, "min_new_tokens": min_new_tokens}
+
+
 def sampling_settings(temperature: float, top_p: float | None = None) -> dict[str, Any]:
     """``generate`` keywords: greedy at temperature 0, sampling otherwise."""
     if temperature < 0:
@@ -44,19 +58,22 @@ def generate(
     prompts: str | Sequence[str],
     *,
     max_new_tokens: int = 50,
+    min_new_tokens: int | None = None,
     temperature: float = 0.0,
     top_p: float | None = None,
     seed: int = 0,
     batch_size: int = 8,
     progress: bool | None = False,
 ) -> list[str]:
-    """The continuation of each prompt (without the prompt), greedy unless ``temperature > 0``."""
+    """The continuation of each prompt (without the prompt), greedy unless ``temperature > 0``;
+    at least ``min_new_tokens`` tokens long when it is given."""
     from tqdm.auto import tqdm
 
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     if not prompts:
         raise ValueError("no prompts to continue")
+    lengths = _length_settings(max_new_tokens, min_new_tokens)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(seed)
@@ -72,7 +89,7 @@ def generate(
                 encoded = tokenizer(chunk, return_tensors="pt", padding=True)
             encoded = {k: v.to(device) for k, v in encoded.items()}
             tokens = model.generate(
-                **encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                **encoded, pad_token_id=tokenizer.pad_token_id, **lengths,
                 **sampling_settings(temperature, top_p),
             )
             new = tokens[:, encoded["input_ids"].shape[1] :]
@@ -88,6 +105,7 @@ def teacher_generations(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 64,
+    min_new_tokens: int | None = None,
     temperature: float = 0.0,
     max_length: int = 128,
     seed: int = 0,
@@ -100,8 +118,8 @@ def teacher_generations(
     it learns the teacher's mode rather than the reference text.
     """
     completions = generate(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                           temperature=temperature, seed=seed, batch_size=batch_size,
-                           progress=progress)
+                           min_new_tokens=min_new_tokens, temperature=temperature, seed=seed,
+                           batch_size=batch_size, progress=progress)
     return prompt_completions(prompts, completions, tokenizer, max_length=max_length,
                               name="teacher-generations")
 
@@ -113,6 +131,7 @@ def write_generations(
     path: Any,
     *,
     max_new_tokens: int = 64,
+    min_new_tokens: int | None = None,
     temperature: float = 0.0,
     top_p: float | None = None,
     seed: int = 0,
@@ -123,18 +142,19 @@ def write_generations(
     ``{"prompt", "completion", "generation"}`` object per line, ``generation`` holding the
     model and sampling settings that wrote it. A recipe reads it as ``format = "text-corpus"``
     with ``prompt_field = "prompt"`` and ``completion_field = "completion"``. Written whole or
-    not at all."""
+    not at all. ``min_new_tokens = max_new_tokens`` gives every completion the same length, so
+    a corpus holds a known number of tokens to learn from."""
     import json
     from pathlib import Path
 
     from distill import atomic
 
     completions = generate(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                           temperature=temperature, top_p=top_p, seed=seed,
-                           batch_size=batch_size, progress=progress)
+                           min_new_tokens=min_new_tokens, temperature=temperature, top_p=top_p,
+                           seed=seed, batch_size=batch_size, progress=progress)
     settings = {"model": str(getattr(teacher.config, "_name_or_path", "") or
                              type(teacher).__name__),
-                "max_new_tokens": max_new_tokens, "seed": seed,
+                **_length_settings(max_new_tokens, min_new_tokens), "seed": seed,
                 **sampling_settings(temperature, top_p)}
     lines = [json.dumps({"prompt": p, "completion": c, "generation": settings},
                         ensure_ascii=False) for p, c in zip(prompts, completions, strict=True)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from distill.data.formats import DATA_FORMATS
 from distill.lm import write_generations
 
@@ -31,3 +33,28 @@ def test_completions_are_written_with_their_settings_and_read_back(tmp_path, mak
     assert len(loaded.train) + len(loaded.test) == 4
     labels = loaded.train.labels
     assert (labels == -100).any() and (labels != -100).any()  # prompts masked, completions kept
+
+
+def test_min_new_tokens_holds_back_the_end_of_sequence(tmp_path, make_llama, lm_tokenizer):
+    """An instruct teacher often ends a continuation early; a corpus meant to hold a known
+    number of tokens asks for at least that many, and the corpus says so."""
+    teacher = make_llama(layers=1)
+    prompt = ["the good film"]
+    encoded = lm_tokenizer(prompt, return_tensors="pt")
+    first = teacher.generate(**encoded, max_new_tokens=1, do_sample=False,
+                             pad_token_id=lm_tokenizer.pad_token_id)[0, -1].item()
+    teacher.generation_config.eos_token_id = first  # greedy decoding now ends at once
+    path = write_generations(teacher, lm_tokenizer, prompt, tmp_path / "early.jsonl",
+                             max_new_tokens=6)
+    held = write_generations(teacher, lm_tokenizer, prompt, tmp_path / "held.jsonl",
+                             max_new_tokens=6, min_new_tokens=6)
+    early, full = (json.loads(p.read_text()) for p in (path, held))
+    assert "min_new_tokens" not in early["generation"]
+    assert full["generation"]["min_new_tokens"] == 6
+    ids = [lm_tokenizer(r["completion"], add_special_tokens=False)["input_ids"]
+           for r in (early, full)]
+    assert len(ids[0]) <= 1 < len(ids[1])
+    with pytest.raises(ValueError, match="min_new_tokens must be between 0 and max_new_tokens"):
+        write_generations(teacher, lm_tokenizer, prompt, tmp_path / "bad.jsonl",
+                          max_new_tokens=4, min_new_tokens=5)
+    assert not (tmp_path / "bad.jsonl").exists()
