@@ -16,7 +16,7 @@ its peak resident memory (which includes the pages of the memory-mapped cache it
     python benchmarks/lm_targets.py --seeds 3 --jobs 2
     python benchmarks/lm_targets.py --quick              # minutes: a smoke run
 
-``--student pruned``: the student is the teacher itself cut to half its parameters (the 15 of
+``--student pruned``: the student is the teacher itself cut to half its parameters (the 19 of
 30 blocks whose skipping raises the calibration loss least go: ``distill.lm.prune_depth``,
 criterion "skip", on the training blocks), a student that already models the language, as the
 "mini tier" recipe makes; it learns at lr 1e-3, the step the mini-tier probes found best for
@@ -175,11 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     base = {"epochs": args.epochs, "vocab": vocab, "train": str(folder / "train.pt"),
             "held_out": str(folder / "held_out.pt"), "held_out_cache": str(held_cache.path)}
     student_params = sum(p.numel() for p in build_student(vocab, 0).parameters())
+    student_name = STUDENT
     if args.student == "pruned":
         pruned = pruned_student(teacher, data.train_ds, folder)
         base["student"] = str(pruned)
-        student_params = sum(p.numel() for p in distill.hf.load_model(
-            str(pruned), "causal-lm").parameters())
+        cut = distill.hf.load_model(str(pruned), "causal-lm")
+        student_params = sum(p.numel() for p in cut.parameters())
+        student_name = (f"SmolLM2-135M-Instruct, {cut.config.num_hidden_layers} of "
+                        f"{teacher.config.num_hidden_layers} blocks kept (prune_depth, skip "
+                        "criterion)")
     jobs = [{**base, "row": name, "cache": caches[name], "seed": s}
             for s in range(args.seeds) for name in rows_asked]
     results = run_jobs(run_job, jobs, args.out.with_suffix(".jobs.jsonl"), args.jobs)
@@ -193,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(args.jobs), "teacher": "SmolLM2-135M-Instruct (Q4_1 GGUF, fp32)",
         "vocab_size": vocab,
-        "student": STUDENT if args.student == "scratch" else "SmolLM2-135M-Instruct, 15 of 30 "
-                   "blocks kept (prune_depth, skip criterion)",
+        "student": student_name,
         "student_params": student_params,
         "train_tokens": tokens, "held_out_tokens": data.held.shape[0] * args.length,
         "train": {**TRAIN, **({"lr": PRUNED_LR} if args.student == "pruned" else {}),
