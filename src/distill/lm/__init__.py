@@ -27,6 +27,8 @@ _EXPORTS = {
     "check_gguf": "gguf_export",
     "prune_depth": "prune",
     "prune_width": "prune",
+    "prune_depth_width": "prune",
+    "check_cut": "prune",
     "compare_pruning": "prune",
     "skip_importance": "prune",
 }

@@ -12,7 +12,10 @@ Depth removes whole blocks, ranked by a criterion on calibration text:
 
 Width removes the same number of MLP neurons from every block, the least active on calibration
 text first (Minitron's activation importance; :func:`distill.hf.pruning.prune_neurons`), so the
-result is still one standard config. Either way the target is a parameter count, or a share of
+result is still one standard config. Both (Minitron's mix): keep a chosen number of blocks,
+the most important by the depth criterion, then narrow every kept block's MLP to the budget; at
+batch 1 the block count sets the decode speed, so this spends the rest of the budget on width,
+which loses less. Every way the target is a parameter count, or a share of
 the model's parameters (embeddings included), and the result is the model's own class: its
 ``save_pretrained`` folder loads with transformers alone. :func:`compare_pruning` gives each
 criterion's held-out perplexity before any recovery, which is what the ranking bought.
@@ -181,6 +184,72 @@ def blocks_to_drop(model: nn.Module, target: int) -> int:
     return count
 
 
+def _kept_groups(model: nn.Module, head_groups: float) -> int:
+    if not 0.0 <= head_groups < 1.0:
+        raise ValueError(f"head_groups must be a share in [0, 1), got {head_groups}")
+    groups = model.config.num_key_value_heads
+    return max(1, round(groups * (1.0 - head_groups)))  # as prune_heads rounds
+
+
+def _attention_per_group(block: nn.Module, groups: int) -> int:
+    """Parameters one key/value head group (with its query heads) holds in a block: q, k, v
+    and o's input columns all scale with the groups (o's bias does not)."""
+    attention = block.self_attn
+    sliced = sum(parameter_count(getattr(attention, n)) for n in ("q_proj", "k_proj", "v_proj"))
+    return (sliced + attention.o_proj.weight.numel()) // groups
+
+
+def mlp_width_for(model: nn.Module, target: int, *, blocks: int | None = None,
+                  head_groups: float = 0.0) -> int:
+    """The MLP width that brings ``model`` to at most ``target`` parameters once only
+    ``blocks`` blocks are left (all by default) and ``head_groups`` of each block's key/value
+    groups are gone; the model's shapes alone decide it (a model on the meta device will do).
+    An error naming the nearest reachable size when one neuron a block is still too many."""
+    _check_family(model)
+    layers = _blocks(model)
+    blocks = len(layers) if blocks is None else blocks
+    if not 1 <= blocks <= len(layers):
+        raise ValueError(f"blocks must be between 1 and the model's {len(layers)}, got {blocks}")
+    config = model.config
+    groups = config.num_key_value_heads
+    drop_groups = groups - _kept_groups(model, head_groups)
+    total = (parameter_count(model) - (len(layers) - blocks) * parameter_count(layers[0])
+             - blocks * drop_groups * _attention_per_group(layers[0], groups))
+    width = config.intermediate_size
+    per_neuron = 3 * config.hidden_size * blocks  # a row of gate and up, a column of down
+    keep = width - max(0, math.ceil((total - target) / per_neuron))
+    if keep < 1:
+        smallest = total - (width - 1) * per_neuron
+        kept = "" if blocks == len(layers) else f"{blocks} blocks, "
+        raise ValueError(f"width pruning cannot reach {target:,} parameters: with {kept}one "
+                         f"MLP neuron per block the model still has {smallest:,}; ask for at "
+                         "least that, or " + ("keep fewer blocks" if kept else
+                                              "prune depth too"))
+    return keep
+
+
+def check_cut(model: nn.Module, size: float, way: str, *, blocks: int | None = None,
+              head_groups: float = 0.0) -> dict[str, int]:
+    """What cutting ``model`` to ``size`` by ``way`` (``"depth"``, ``"width"`` or
+    ``"depth+width"`` with ``blocks`` kept) leaves, from its shapes alone, before any
+    calibration: blocks and MLP width. A ValueError when the budget is out of reach."""
+    _check_family(model)
+    target = target_parameters(model, size)
+    layers = len(_blocks(model))
+    if way == "depth":
+        return {"blocks": layers - blocks_to_drop(model, target),
+                "intermediate_size": model.config.intermediate_size}
+    if way == "width":
+        return {"blocks": layers, "intermediate_size": mlp_width_for(
+            model, target, head_groups=head_groups)}
+    if way == "depth+width":
+        if blocks is None:
+            raise ValueError("way 'depth+width' keeps a chosen number of blocks: pass blocks")
+        return {"blocks": blocks, "intermediate_size": mlp_width_for(
+            model, target, blocks=blocks, head_groups=head_groups)}
+    raise ValueError(f"way must be 'depth', 'width' or 'depth+width', got {way!r}")
+
+
 def prune_depth(model: nn.Module, size: float, data: Any = None, *,
                 criterion: Criterion = "cosine", protect: Iterable[int] = (),
                 batches: int = 4, batch_size: int = 8,
@@ -190,6 +259,13 @@ def prune_depth(model: nn.Module, size: float, data: Any = None, *,
     ``protect`` stay. ``cache``: a folder for the blocks' scores (:func:`block_scores`)."""
     _check_family(model)
     count = blocks_to_drop(model, target_parameters(model, size))
+    return _drop_blocks(model, count, data, criterion=criterion, protect=protect,
+                        batches=batches, batch_size=batch_size, cache=cache)
+
+
+def _drop_blocks(model: nn.Module, count: int, data: Any, *, criterion: Criterion,
+                 protect: Iterable[int], batches: int, batch_size: int,
+                 cache: str | Path | None) -> nn.Module:
     if count == 0:
         return copy.deepcopy(model)
     if criterion == "every-other":
@@ -230,37 +306,43 @@ def prune_width(model: nn.Module, size: float, data: Any, *, head_groups: float 
     first-order loss change on ``data``), then the MLP neurons least active on ``data``, as many
     as the budget still needs."""
     _check_family(model)
-    target = target_parameters(model, size)
-    if not 0.0 <= head_groups < 1.0:
-        raise ValueError(f"head_groups must be a share in [0, 1), got {head_groups}")
+    keep = mlp_width_for(model, target_parameters(model, size), head_groups=head_groups)
     pruned = copy.deepcopy(model)
     if head_groups:
         from distill.hf.pruning import prune_heads
 
         prune_heads(pruned, head_groups, importance="taylor", data=data,
                     calibration_batches=batches, batch_size=batch_size)
-    config = pruned.config
-    width, blocks = config.intermediate_size, len(_blocks(pruned))
-    per_neuron = 3 * config.hidden_size * blocks  # a row of gate and up, a column of down
-    total = parameter_count(pruned)
-    keep = width - max(0, math.ceil((total - target) / per_neuron))
-    if keep < 1:
-        smallest = total - (width - 1) * per_neuron
-        raise ValueError(f"width pruning cannot reach {target:,} parameters: with one MLP "
-                         f"neuron per block the model still has {smallest:,}; ask for at least "
-                         "that, or prune depth too")
+    width = pruned.config.intermediate_size
     if keep == width:
         return pruned
-    pruned = prune_neurons(pruned, (width - keep) / width, importance="activation", data=data,
-                           calibration_batches=batches, batch_size=batch_size)
-    return pruned
+    return prune_neurons(pruned, (width - keep) / width, importance="activation", data=data,
+                         calibration_batches=batches, batch_size=batch_size)
+
+
+def prune_depth_width(model: nn.Module, size: float, data: Any, *, blocks: int,
+                      criterion: Criterion = "skip", head_groups: float = 0.0,
+                      protect: Iterable[int] = (), batches: int = 4, batch_size: int = 8,
+                      cache: str | Path | None = None) -> nn.Module:
+    """A copy of ``model`` with ``blocks`` blocks kept (the most important by ``criterion``),
+    then cut in width (:func:`prune_width`, measured on the shallower model) to ``size``, when
+    the blocks alone leave it over. The budget is checked before anything is measured."""
+    check_cut(model, size, "depth+width", blocks=blocks, head_groups=head_groups)
+    shallow = _drop_blocks(model, len(_blocks(model)) - blocks, data, criterion=criterion,
+                           protect=protect, batches=batches, batch_size=batch_size, cache=cache)
+    target = target_parameters(model, size)  # the budget is the original model's share
+    if parameter_count(shallow) <= target:  # the blocks alone met the budget
+        return shallow
+    return prune_width(shallow, target, data, head_groups=head_groups, batches=batches,
+                       batch_size=batch_size)
 
 
 def compare_pruning(model: nn.Module, size: float, calibration: Any, held_out: Any, *,
                     ways: Sequence[str] = ("every-other", "cosine", "skip", "width"),
                     batches: int = 4, batch_size: int = 8) -> list[dict[str, Any]]:
-    """Each way of reaching ``size`` (a depth criterion, or ``"width"``), pruned and not yet
-    recovered: its parameters, blocks, MLP width and held-out perplexity."""
+    """Each way of reaching ``size`` (a depth criterion, or ``"width"``; ``"depth+width"`` is
+    left out: it needs a block count), pruned and not yet recovered: its parameters, blocks,
+    MLP width and held-out perplexity."""
     from distill.lm.evaluate import lm_metrics
 
     rows = []

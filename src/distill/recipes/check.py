@@ -66,6 +66,10 @@ def _check_tokenized(recipe: Recipe) -> list[str]:
     except (ValueError, OSError) as err:
         problems.append(f"[data] read by the teacher's tokenizer: {err}")
     problems += _student_tokens(recipe, Path(str(model)), tokenizer)
+    from distill.recipes.lm_steps import cut_problem
+
+    cut = cut_problem(recipe)
+    problems += [cut] if cut else []
     return problems + _export_problems(recipe, Path(str(model)), tokenizer)
 
 

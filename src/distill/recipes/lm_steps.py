@@ -26,7 +26,7 @@ from distill.losses.registry import build_loss
 from distill.paths import cache_dir
 from distill.recipes.building import build_model, train_kwargs
 from distill.recipes.schema import HFPrunedStudent, HFStudent, Recipe
-from distill.recipes.steps import RunState, baseline_spec, reuse_distilled
+from distill.recipes.steps import RunState, baseline_spec, reuse_distilled, teacher_step
 from distill.recipes.teacher_setup import cached_outputs
 
 log = logging.getLogger("distill")
@@ -56,6 +56,40 @@ def check_tokenizers(recipe: Recipe, teacher: nn.Module, student: nn.Module,
             recipe.student.model, trust_remote_code=recipe.student.trust_code))
 
 
+def cut_problem(recipe: Recipe) -> str | None:
+    """Why ``[student] arch = "hf-pruned"`` cannot cut this teacher to its size (the nearest
+    size it can reach), from the teacher's config alone: the model is built on the meta
+    device, so nothing is loaded or allocated and no code from the folder runs."""
+    spec = recipe.student
+    if not isinstance(spec, HFPrunedStudent):
+        return None
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from distill.lm.prune import check_cut
+
+    teacher = recipe.teacher
+    trust = getattr(teacher, "trust_code", False)
+    try:
+        config = AutoConfig.from_pretrained(str(teacher.model), trust_remote_code=trust)
+    except OSError:
+        return None  # no config to read: loading the teacher names the problem
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+        check_cut(model, spec.size, spec.way, blocks=spec.blocks, head_groups=spec.head_groups)
+    except ValueError as err:
+        return f"[student] size = {spec.size:g}, way = '{spec.way}': {err}"
+    return None
+
+
+def lm_teacher_step(state: RunState) -> None:
+    """A cut that cannot reach its size is refused before the teacher is loaded or tuned."""
+    problem = cut_problem(state.recipe)
+    if problem:
+        raise ValueError(problem)
+    teacher_step(state)
+
+
 def fresh_student(state: RunState) -> nn.Module:
     """The student before training: built from the recipe, or the teacher cut to size on the
     training text (cut once per run: the baseline starts from the same cut; the cut is
@@ -65,17 +99,29 @@ def fresh_student(state: RunState) -> nn.Module:
     if not isinstance(spec, HFPrunedStudent):
         return build_model(spec, state.train.info, recipe.train.seed, teacher)
     if "student_before_recovery" not in state.metrics:
-        from distill.lm.prune import parameter_count, prune_depth, prune_width
+        from distill.lm.prune import (
+            parameter_count,
+            prune_depth,
+            prune_depth_width,
+            prune_width,
+        )
 
         log.info("student: cutting the teacher to %g by %s%s", spec.size, spec.way,
-                 f" ({spec.criterion})" if spec.way == "depth" else "")
+                 f" ({spec.criterion})" if spec.way != "width" else "")
         options = dict(batches=spec.calibration_batches, batch_size=recipe.train.batch_size)
         # the blocks' scores are kept: every run (and resume) cut from this teacher on this
         # text makes the same cut without measuring every block again
-        cut = (prune_depth(teacher, spec.size, state.train, criterion=spec.criterion,
-                           cache=cache_dir() / "block-scores", **options)
-               if spec.way == "depth" else prune_width(teacher, spec.size, state.train,
-                                                       head_groups=spec.head_groups, **options))
+        scores = cache_dir() / "block-scores"
+        if spec.way == "depth":
+            cut = prune_depth(teacher, spec.size, state.train, criterion=spec.criterion,
+                              cache=scores, **options)
+        elif spec.way == "width":
+            cut = prune_width(teacher, spec.size, state.train, head_groups=spec.head_groups,
+                              **options)
+        else:
+            cut = prune_depth_width(teacher, spec.size, state.train, blocks=spec.blocks,
+                                    criterion=spec.criterion, head_groups=spec.head_groups,
+                                    cache=scores, **options)
         if spec.init == "random":  # the same architecture, none of the teacher's weights
             torch.manual_seed(recipe.train.seed)
             cut = type(cut)(cut.config).eval()

@@ -17,6 +17,7 @@ from distill.recipes.lm_steps import (
     lm_evaluate_step,
     lm_export_step,
     lm_student_step,
+    lm_teacher_step,
 )
 from distill.recipes.preset_steps import (
     born_again_student_step,
@@ -65,7 +66,7 @@ PRESETS: dict[str, Preset] = {
                          first_generation_baseline_step, evaluate_step, always_baseline=True),
     "ema": Preset(ema_teacher_step, ema_student_step, baseline_step, evaluate_step),
     "embedding": Preset(teacher_step, embedding_student_step, None, embedding_evaluate_step),
-    "causal-lm": Preset(teacher_step, lm_student_step, lm_baseline_step, lm_evaluate_step,
+    "causal-lm": Preset(lm_teacher_step, lm_student_step, lm_baseline_step, lm_evaluate_step,
                         export=lm_export_step),
 }
 

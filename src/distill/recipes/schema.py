@@ -169,8 +169,11 @@ class HFPrunedStudent(Section):
 
     arch: Literal["hf-pruned"]
     size: Annotated[float, Field(gt=0.0)]
-    way: Literal["depth", "width"] = "depth"
+    way: Literal["depth", "width", "depth+width"] = "depth"
     criterion: Literal["cosine", "skip", "every-other"] = "skip"
+    blocks: Count | None = None
+    """``depth+width``: the blocks kept (the most important by ``criterion``); the MLPs narrow
+    to the rest of the budget. The block count sets decode speed at batch 1."""
     head_groups: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # width: share of KV groups
     calibration_batches: Count = 4
     init: Literal["pruned", "random"] = "pruned"
@@ -179,8 +182,14 @@ class HFPrunedStudent(Section):
 
     @model_validator(mode="after")
     def _heads_are_width(self) -> HFPrunedStudent:
-        if self.head_groups and self.way != "width":
-            raise ValueError("head_groups cuts attention heads: it goes with way = 'width'")
+        if self.head_groups and self.way == "depth":
+            raise ValueError("head_groups cuts attention heads: it goes with way = 'width' or "
+                             "'depth+width'")
+        if self.way == "depth+width" and self.blocks is None:
+            raise ValueError("way = 'depth+width' needs blocks: how many blocks to keep")
+        if self.way != "depth+width" and self.blocks is not None:
+            raise ValueError(f"blocks goes with way = 'depth+width' (way is '{self.way}', "
+                             "which finds its own shape from size)")
         return self
 
 

@@ -17,9 +17,11 @@ transformers = pytest.importorskip("transformers")
 from distill.lm import causal_blocks  # noqa: E402
 from distill.lm.prune import (  # noqa: E402
     block_scores,
+    check_cut,
     compare_pruning,
     parameter_count,
     prune_depth,
+    prune_depth_width,
     prune_width,
 )
 
@@ -187,3 +189,53 @@ def test_width_can_take_head_groups_first(text):
     assert all(p.grad is None for p in pruned.parameters())  # no calibration gradients left
     with pytest.raises(ValueError, match="head_groups must be a share"):
         prune_width(model, 0.8, text, head_groups=1.0)
+
+
+def test_depth_and_width_keeps_the_blocks_asked_and_narrows_to_the_budget(text):
+    model = _llama(layers=6)
+    _silence(model, 2)
+    budget = int(0.6 * parameter_count(model))
+    pruned = prune_depth_width(model, 0.6, text, blocks=4, criterion="skip", batches=2)
+    assert pruned.config.num_hidden_layers == 4
+    assert parameter_count(pruned) <= budget
+    # one neuron more a block would be over the budget: the narrowing took no more than it must
+    assert parameter_count(pruned) + 3 * 32 * 4 > budget
+    assert 1 <= pruned.config.intermediate_size < 64
+    depth_only = prune_depth(model, 0.6, text, criterion="skip", batches=2)
+    assert depth_only.config.num_hidden_layers < 4  # depth alone drops more blocks
+    ids = text.encodings["input_ids"][:2]
+    assert pruned(input_ids=ids).logits.shape == model(input_ids=ids).logits.shape
+
+
+@pytest.mark.parametrize(("way", "options"), [
+    ("depth", {}), ("width", {}), ("width", {"head_groups": 0.5}),
+    ("depth+width", {"blocks": 3}), ("depth+width", {"blocks": 5, "head_groups": 0.5})])
+def test_the_shape_a_cut_leaves_is_known_from_the_config_alone(text, way, options):
+    """``check_cut`` on a model built on the meta device (no weights) says the shape the real
+    cut ends with, so a recipe's check can refuse a budget before anything runs."""
+    model = _llama(layers=6)
+    with torch.device("meta"):
+        bare = transformers.LlamaForCausalLM(model.config)
+    planned = check_cut(bare, 0.7, way, **options)
+    if way == "depth":
+        cut = prune_depth(model, 0.7, text, criterion="skip", batches=2)
+    elif way == "width":
+        cut = prune_width(model, 0.7, text, batches=2, **options)
+    else:
+        cut = prune_depth_width(model, 0.7, text, batches=2, **options)
+    assert planned == {"blocks": cut.config.num_hidden_layers,
+                       "intermediate_size": cut.config.intermediate_size}
+    assert parameter_count(cut) <= 0.7 * parameter_count(model)
+
+
+def test_depth_and_width_names_what_it_cannot_reach(text):
+    model = _llama(layers=6)
+    with pytest.raises(ValueError, match=r"with 5 blocks, one MLP neuron .* still has [\d,]+; "
+                                         r"ask for at least that, or keep fewer blocks"):
+        prune_depth_width(model, 0.3, text, blocks=5)
+    with pytest.raises(ValueError, match="blocks must be between 1 and the model's 6, got 7"):
+        prune_depth_width(model, 0.5, text, blocks=7)
+    with pytest.raises(ValueError, match="way 'depth\\+width' keeps a chosen number of blocks"):
+        check_cut(model, 0.5, "depth+width")
+    with pytest.raises(ValueError, match="way must be"):
+        check_cut(model, 0.5, "sideways")

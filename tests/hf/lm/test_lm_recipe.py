@@ -126,15 +126,17 @@ def test_a_fine_tuned_teacher_is_reported_beside_its_general_self(tmp_path, lm_r
                                                             "report.md").read_text()
 
 
-@pytest.mark.parametrize(("way", "criterion"), [("depth", "skip"), ("width", "skip")])
+@pytest.mark.parametrize(("way", "criterion"), [("depth", "skip"), ("width", "skip"),
+                                               ("depth+width", "cosine")])
 def test_a_student_cut_from_the_teacher_is_recovered_and_reported(tmp_path, make_llama,
                                                                   lm_tokenizer, lm_recipe,
                                                                   capsys, way, criterion):
     make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
+    blocks = "blocks = 3\n" if way == "depth+width" else ""
     text = lm_recipe.read_text().replace(
         'arch = "hf-layers"\nlayers = [0]',
         f'arch = "hf-pruned"\nsize = 0.75\nway = "{way}"\ncriterion = "{criterion}"\n'
-        "calibration_batches = 2")
+        f"{blocks}calibration_batches = 2")
     lm_recipe.write_text(text)
     out = tmp_path / "run"
     assert main(["run", str(lm_recipe), "--out", str(out), "--quiet"]) == 0
@@ -143,6 +145,7 @@ def test_a_student_cut_from_the_teacher_is_recovered_and_reported(tmp_path, make
     assert cut["params"] == metrics["student"]["params"] == metrics["baseline"]["params"]
     assert cut["params"] <= 0.75 * metrics["teacher"]["params"]
     assert (cut["blocks"] < 4) if way == "depth" else (cut["intermediate_size"] < 32)
+    assert cut["blocks"] == 3 if way == "depth+width" else True
     assert metrics["student"]["perplexity"] < cut["perplexity"]  # recovery recovered something
     assert "before recovery" in (out / "report.md").read_text()
     capsys.readouterr()
@@ -239,12 +242,41 @@ gguf = ["q8_0"]
     assert "Shipped for llama.cpp as `student-q8_0.gguf`" in (out / "report.md").read_text()
 
 
-def test_head_groups_go_with_width_only():
+def test_head_groups_go_with_width_and_blocks_with_depth_and_width():
     from distill.recipes.schema import HFPrunedStudent
 
     with pytest.raises(ValueError, match="head_groups cuts attention heads"):
         HFPrunedStudent(arch="hf-pruned", size=0.5, head_groups=0.5)
     assert HFPrunedStudent(arch="hf-pruned", size=0.5, way="width", head_groups=0.5)
+    with pytest.raises(ValueError, match="way = 'depth\\+width' needs blocks"):
+        HFPrunedStudent(arch="hf-pruned", size=0.5, way="depth+width")
+    with pytest.raises(ValueError, match=r"blocks goes with way = 'depth\+width' \(way is 'w"):
+        HFPrunedStudent(arch="hf-pruned", size=0.5, way="width", blocks=3)
+    assert HFPrunedStudent(arch="hf-pruned", size=0.5, way="depth+width", blocks=3,
+                           head_groups=0.5).blocks == 3
+
+
+@pytest.mark.parametrize(("student", "said"), [
+    ('size = 0.01\nway = "depth"', "depth pruning cannot reach"),
+    ('size = 0.3\nway = "depth+width"\nblocks = 3', "with 3 blocks, one MLP neuron"),
+    ('size = 0.5\nway = "depth+width"\nblocks = 9', "blocks must be between 1 and the model's 4"),
+])
+def test_a_size_the_cut_cannot_reach_is_refused_before_any_work(tmp_path, make_llama,
+                                                                lm_recipe, capsys, student,
+                                                                said):
+    """Found from the teacher's config alone: by --check, and by the run before the teacher
+    is tuned; the message names the nearest size the cut reaches."""
+    make_llama(layers=4, hidden=16).save_pretrained(tmp_path / "teacher")
+    lm_recipe.write_text(lm_recipe.read_text().replace(
+        'arch = "hf-layers"\nlayers = [0]', f'arch = "hf-pruned"\n{student}').replace(
+        'model = "teacher"', 'model = "teacher"\n[teacher.finetune]\nepochs = 1'))
+    assert main(["run", str(lm_recipe), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "[student] size = " in err and said in err and "Traceback" not in err
+    assert main(["run", str(lm_recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert not (tmp_path / "cache" / "teachers").exists()  # the teacher was never tuned
 
 
 @pytest.mark.parametrize(("targets", "name", "top_k"), [
