@@ -48,9 +48,9 @@ RUNS = ROOT / "runs" / "recovery"
 RESULTS = Path(__file__).parent / "results"
 LOG = RESULTS / "lm_recovery.jobs.jsonl"
 PROMPT_TOKENS = 64
-# The mixed cut's blocks. Decode time at batch 1 fitted to the depth and width rows (2.02× and
-# 1.58× against the teacher) as a cost per block plus a cost per parameter puts 1.8× at about
-# 19 blocks at this size; 15 leaves room for the fit's error.
+# The mixed cut's blocks: at half the parameters, 15 blocks (MLP 989) decoded at 1.99× the
+# teacher's speed, 17 at 1.84×, 19 at 1.76× (benchmarks/mini_cut_speed.py, 2026-12-01): the
+# most width that keeps a margin over the 1.8× target.
 MIXED_BLOCKS = 15
 
 
