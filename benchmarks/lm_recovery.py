@@ -89,12 +89,17 @@ def variant(job: dict[str, Any]) -> dict[str, Any]:
         changes["baseline"] = {"enabled": False}
     if job.get("tuned_teacher"):  # recovering on more text than the teacher was tuned on
         changes["teacher"] = {"model": job["tuned_teacher"], "finetune": None}
+    # The shipped recipe cuts depth and width; every row names its cut, so a change to the
+    # recipe's cut does not silently change what an earlier row measured.
+    depth = {"way": "depth", "blocks": None}
+    if job["row"] in ("depth", "sequence"):
+        changes["student"] = dict(depth)
     if job["row"] == "width":
-        changes["student"] = {"way": "width", "criterion": None}
+        changes["student"] = {"way": "width", "criterion": None, "blocks": None}
     if job["row"] == "mixed":
         changes["student"] = {"way": "depth+width", "blocks": MIXED_BLOCKS}
     if job["row"] == "random":
-        changes["student"] = {"init": "random"}
+        changes["student"] = {**depth, "init": "random"}
     if job["row"] == "sequence":
         changes["data"].update(path=str(job["corpus"]), prompt_field="prompt",
                                completion_field="completion",
