@@ -52,6 +52,7 @@ PROMPT_TOKENS = 64
 # teacher's speed, 17 at 1.84×, 19 at 1.76× (benchmarks/mini_cut_speed.py, 2026-12-01): the
 # most width that keeps a margin over the 1.8× target.
 MIXED_BLOCKS = 15
+PROGRESS_ENV = "DISTILL_BENCH_PROGRESS"
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +80,8 @@ def variant(job: dict[str, Any]) -> dict[str, Any]:
     }
     if "lr" in job:
         changes["train"]["lr"] = job["lr"]
+    # the recipe's clipping came after the first rows: a job that does not name it ran unclipped
+    changes["train"]["grad_clip"] = job.get("grad_clip")
     for dotted, value in job.get("set", {}).items():  # a probe's other changes
         *tables, key = dotted.split(".")
         place = changes
@@ -116,7 +119,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if job["row"] == "sequence":
         job = {**job, "corpus": str(generations(job)), "teacher": job["teacher"]}
     recipe = parse_recipe(variant(job), str(RECIPE), RECIPE.parent)
-    metrics = run_recipe(recipe, out, resume=out.exists(), force=True, progress=False)
+    # --progress: the training bar, with its running loss, into the log (a worker inherits it)
+    progress = os.environ.get(PROGRESS_ENV) == "1"
+    metrics = run_recipe(recipe, out, resume=out.exists(), force=True, progress=progress)
     return summary(metrics)
 
 
@@ -194,10 +199,19 @@ def jobs_for(args: argparse.Namespace, teacher: str | None) -> list[dict[str, An
         # the step size is part of a run's name and key: a recipe tuned later never resumes, or
         # reads as finished, a run made with another
         job["lr"] = args.lr if args.lr is not None else recipe_lr()
-        if not args.set:  # so are the recipe's teacher targets (a probe's --set names its own)
-            job["targets"] = targets_of(tomllib.loads(RECIPE.read_text())["teacher"])
+        shipped = tomllib.loads(RECIPE.read_text())
+        changed = {key for key, _ in args.set}
+        # so are the recipe's teacher targets (a probe's --set that names the teacher, its own)
+        if not any(k.startswith("teacher.") for k in changed):
+            job["targets"] = targets_of(shipped["teacher"])
+        # and its gradient clipping: a job logged without it trained unclipped (variant)
+        clip = {"recipe": shipped["train"].get("grad_clip"), "none": None}.get(
+            args.grad_clip, args.grad_clip)
+        if clip is not None and "train.grad_clip" not in changed:
+            job["grad_clip"] = clip
         name = f"{job['row']}-b{job['blocks']}-s{job['seed']}-lr{job['lr']:g}"
         name += f"-{job['targets']}" if "targets" in job else ""
+        name += f"-clip{job['grad_clip']:g}" if "grad_clip" in job else ""
         name += f"-min{job['min_new_tokens']}" if job.get("min_new_tokens") else ""
         if args.set:
             job["set"] = dict(args.set)
@@ -349,11 +363,43 @@ def every_run(log: Path) -> str:
     return "\n".join(lines)
 
 
+def _clip(text: str) -> float | str | None:
+    return text if text in ("none", "recipe") else float(text)
+
+
 def tuned_teacher(done: dict[str, dict[str, Any]]) -> str | None:
     """The tuned teacher of a finished run that is still in the cache (the sequence row's
     key names it)."""
     return next((r["teacher_path"] for r in done.values()
                  if r.get("teacher_path") and Path(r["teacher_path"]).is_dir()), None)
+
+
+def retune_teacher(log: Path) -> str | None:
+    """A machine that lost its cache: tune the teacher the ``--tuned-teacher`` runs name again,
+    as a logged run that tuned it did (same recipe values, so the same cache folder), and check
+    it lands there; a different folder means the recipe or the data changed since."""
+    from distill.recipes.loader import parse_recipe
+    from distill.recipes.steps import load_data
+    from distill.recipes.teacher_setup import get_teacher
+
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    jobs = [(json.loads(r["key"]), r["result"]) for r in records]
+    named = [j["tuned_teacher"] for j, _ in jobs if j.get("tuned_teacher")]
+    if not named:
+        return None
+    wanted = named[-1]
+    job = next((j for j, r in reversed(jobs)
+                if r.get("teacher_path") == wanted and not j.get("tuned_teacher")), None)
+    if job is None:
+        return None
+    recipe = parse_recipe(variant(job), str(RECIPE), RECIPE.parent)
+    train, test, tokenizer = load_data(recipe)
+    print(f"tuning the teacher again as {job['out']} did", file=sys.stderr)
+    setup = get_teacher(recipe, train, test, True, tokenizer)
+    if str(setup.path) != wanted:
+        raise SystemExit(f"the teacher tuned again is {setup.path}, the logged runs' was "
+                         f"{wanted}: the recipe or the data changed")
+    return str(setup.path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
                         default=["depth", "width", "mixed", "random", "sequence"])
     parser.add_argument("--lr", type=float, default=None,
                         help="this step size instead of the recipe's (a probe)")
+    parser.add_argument("--grad-clip", type=_clip, default="recipe", metavar="NORM|none",
+                        help="this gradient clipping instead of the recipe's; 'none' for the "
+                             "rows logged before the recipe clipped")
     parser.add_argument("--set", nargs="+", type=_setting, default=[], metavar="TABLE.KEY=JSON",
                         help="a probe: recipe values changed (teacher.outputs='\"online\"')")
     parser.add_argument("--kd-only", action="store_true",
@@ -375,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tuned-teacher", action="store_true",
                         help="a probe: the teacher the finished runs tuned (on their blocks), "
                              "not one tuned on --blocks: a longer recovery, the same teacher")
+    parser.add_argument("--progress", action="store_true",
+                        help="write the training bars (running loss, samples/s) to stderr, "
+                             "so a long run's log shows how its loss moves")
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run folders (in the repo)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true",
@@ -393,13 +445,17 @@ def main(argv: list[str] | None = None) -> None:
         pairs = [(j, done[job_key(j)]) for j in jobs_for(args, teacher) if job_key(j) in done]
         print(markdown(pairs) if pairs else "no finished runs yet")
         return
+    if args.progress:
+        os.environ[PROGRESS_ENV] = "1"
     started = time.perf_counter()
     # Without the tuned teacher in the cache, the first job still to run tunes it, caches its
     # outputs and the block scores: it runs alone, so it has every core (side by side, each job
     # would tune its own copy). A cache lost with the machine is rebuilt the same way.
     teacher = tuned_teacher(finished(log))
     if teacher is None and args.tuned_teacher:
-        parser.error("--tuned-teacher: no finished run's tuned teacher is in the cache")
+        teacher = retune_teacher(log)
+    if teacher is None and args.tuned_teacher:
+        parser.error("--tuned-teacher: no finished run tuned a teacher")
     if teacher is None:
         done = finished(log)
         first = [j for j in jobs_for(args, None) if job_key(j) not in done][:1]

@@ -75,6 +75,8 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_its_last_checkpoint_there(
     for a, b in zip(whole.student.parameters(), resumed.student.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    # the loss along the epoch too: the windows before the checkpoint came back with it
+    assert [h["loss_trace"] for h in resumed.history] == [h["loss_trace"] for h in whole.history]
     assert resume.read(tmp_path / "cut")[1]["training"].get("within_epoch") is None
 
 

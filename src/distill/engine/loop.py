@@ -23,6 +23,7 @@ from distill.batches import Batches, to_device
 from distill.engine import distributed, resume
 from distill.engine.callbacks import Callback, FitState, ProgressBar
 from distill.engine.config import TrainConfig, autocast_dtype, make_optimizer, make_scheduler
+from distill.engine.loss_trace import LossTrace
 from distill.losses.base import DistillationLoss
 from distill.runtime import seed_everything, thread_count
 from distill.tasks import Task, resolve_task
@@ -269,6 +270,7 @@ class _Run:
         self.trained.train()
         self._call("on_epoch_start")
         total_loss, total_n = (within["loss_sum"], within["loss_samples"]) if within else (0.0, 0)
+        trace = within["trace"] if within else LossTrace.for_epoch(len(self.batches))
         accumulate = self.config.accumulate
         for batch in batches:
             inputs = self._inputs(batch)
@@ -303,6 +305,7 @@ class _Run:
             n = len(batch)
             total_loss, total_n = total_loss + loss_item * n, total_n + n
             state.step += 1
+            trace.add(state.step, loss_item, n)
             state.global_step += 1
             state.samples += n
             state.epoch_samples += n
@@ -313,7 +316,7 @@ class _Run:
             if every and state.step % every == 0 and state.step < len(self.batches):
                 self.last_good.save(epoch, {"epoch": epoch + 1, "step": state.step}, run=self,
                                     within={"step": state.step, "loss_sum": total_loss,
-                                            "loss_samples": total_n})
+                                            "loss_samples": total_n, "trace": trace.to_json()})
         seconds = time.perf_counter() - state.epoch_started
         return {
             "epoch": epoch + 1,
@@ -321,6 +324,7 @@ class _Run:
             "lr": state.lr,
             "seconds": seconds,  # of this process: a resumed epoch counts from its restart
             "samples_per_s": state.epoch_samples / max(seconds, 1e-9),
+            "loss_trace": trace.record(state.step, len(self.batches)),
         }
 
     @contextmanager

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from distill import atomic
+from distill.engine.loss_trace import LossTrace
 
 CHECKPOINT = "checkpoint.safetensors"
 FORMAT = "distill.checkpoint/1"
@@ -166,7 +167,11 @@ def _within_epoch(within: dict[str, Any], tensors: dict[str, Tensor], batches: i
         raise CheckpointError(f"{path}: it stopped after batch {step!r} of an epoch, but this "
                               f"run has {batches} batches per epoch: was the data changed? "
                               "Remove it to start over")
-    found = {**within, "now": tensors["rng.torch"].cpu(),
+    try:
+        trace = LossTrace.from_json(within.get("trace"), batches, step)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}; remove it to start over") from err
+    found = {**within, "trace": trace, "now": tensors["rng.torch"].cpu(),
              "torch": tensors["rng.epoch_torch"].cpu(),
              "data_order": (tensors["rng.epoch_data_order"].cpu()
                             if "rng.epoch_data_order" in tensors else None)}

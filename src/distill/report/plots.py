@@ -50,7 +50,8 @@ def accuracy_vs_latency(metrics: dict[str, Any], path: str | Path) -> Path:
 
 
 def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path) -> Path:
-    """Training loss and evaluation accuracy per epoch, one line per trained model."""
+    """Training loss along the epochs and the held-out metric after each, one line per trained
+    model."""
     fig = training_curves_figure(histories)
     path = Path(path)
     _save(fig, path)
@@ -58,28 +59,58 @@ def training_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path
     return path
 
 
+def _loss_line(history: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """The loss against fractional epochs: each epoch's trace of window means where it was
+    kept (a one-epoch run is otherwise a single point), else the epoch's mean."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for h in history:
+        trace = h.get("loss_trace")
+        if trace and trace.get("steps"):
+            xs += [h["epoch"] - 1 + s / trace["of"] for s in trace["steps"]]
+            ys += trace["loss"]
+        else:
+            xs.append(h["epoch"])
+            ys.append(h["train_loss"])
+    return xs, ys
+
+
 def training_curves_figure(histories: dict[str, list[dict[str, Any]]]):
     plt = _pyplot()
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (loss_ax, eval_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    # a classifier's test accuracy, else a language model's held-out perplexity
+    metric = next((key for key in ("eval_accuracy", "eval_perplexity")
+                   if any(h and key in h[0] for h in histories.values())), None)
     for name, history in histories.items():
         if not history:
             continue
         epochs = [h["epoch"] for h in history]
         color = COLORS.get(name)
-        loss_ax.plot(epochs, [h["train_loss"] for h in history], label=name, color=color)
-        if "eval_accuracy" in history[0]:
-            acc = [100 * h["eval_accuracy"] for h in history]
-            acc_ax.plot(epochs, acc, label=name, color=color, marker="o", markersize=3)
+        xs, ys = _loss_line(history)
+        loss_ax.plot(xs, ys, label=name, color=color, marker="o" if len(xs) == 1 else None,
+                     markersize=3)  # one epoch without a trace: a point, not an empty plot
+        if metric is not None and metric in history[0]:
+            scale = 100 if metric == "eval_accuracy" else 1
+            eval_ax.plot(epochs, [scale * h[metric] for h in history], label=name, color=color,
+                         marker="o", markersize=3)
     loss_ax.set_title("training loss (each model's own objective)")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_yscale("log")
-    acc_ax.set_title("test accuracy after each epoch")
-    acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("%")
-    if not acc_ax.lines:  # e.g. sentence embeddings: no accuracy to follow
-        acc_ax.text(0.5, 0.5, "no test accuracy recorded", ha="center", va="center",
-                    transform=acc_ax.transAxes, color="gray")
-    for ax in (loss_ax, acc_ax):
+    eval_ax.set_xlabel("epoch")
+    if metric == "eval_perplexity":
+        from matplotlib.ticker import ScalarFormatter
+
+        eval_ax.set_title("held-out perplexity after each epoch")
+        eval_ax.set_yscale("log")
+        for axis in (eval_ax.yaxis.set_major_formatter, eval_ax.yaxis.set_minor_formatter):
+            axis(ScalarFormatter())  # 110, not 1.1 × 10²
+    else:
+        eval_ax.set_title("test accuracy after each epoch")
+        eval_ax.set_ylabel("%")
+    if not eval_ax.lines:  # e.g. sentence embeddings: nothing to follow
+        eval_ax.text(0.5, 0.5, "no test accuracy recorded", ha="center", va="center",
+                     transform=eval_ax.transAxes, color="gray")
+    for ax in (loss_ax, eval_ax):
         ax.grid(True, alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
