@@ -75,6 +75,24 @@ def _loss_line(history: list[dict[str, Any]]) -> tuple[list[float], list[float]]
     return xs, ys
 
 
+def _plain_log(ax) -> None:
+    """A log-scale y axis labelled 110 and 0.8, not 1.1 × 10² and 8 × 10⁻¹."""
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.set_yscale("log")
+    for formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        formatter(ScalarFormatter())
+
+
+def _whole_epochs(ax, epochs: list[int]) -> None:
+    """Ticks at the epochs an axis shows (one epoch: 1, not 0.96 … 1.04)."""
+    shown = sorted(set(epochs))
+    if 0 < len(shown) <= 12:
+        ax.set_xticks(shown)
+    if len(shown) == 1:
+        ax.set_xlim(shown[0] - 0.5, shown[0] + 0.5)
+
+
 def training_curves_figure(histories: dict[str, list[dict[str, Any]]]):
     plt = _pyplot()
     fig, (loss_ax, eval_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -89,21 +107,24 @@ def training_curves_figure(histories: dict[str, list[dict[str, Any]]]):
         xs, ys = _loss_line(history)
         loss_ax.plot(xs, ys, label=name, color=color, marker="o" if len(xs) == 1 else None,
                      markersize=3)  # one epoch without a trace: a point, not an empty plot
+        if len(xs) == 1:
+            _whole_epochs(loss_ax, epochs)
         if metric is not None and metric in history[0]:
             scale = 100 if metric == "eval_accuracy" else 1
-            eval_ax.plot(epochs, [scale * h[metric] for h in history], label=name, color=color,
-                         marker="o", markersize=3)
+            values = [scale * h[metric] for h in history]
+            eval_ax.plot(epochs, values, label=name, color=color, marker="o", markersize=3)
+            if len(values) == 1:  # one epoch: the number, not a lone dot to read off an axis
+                eval_ax.annotate(f"{values[0]:.2f}", (epochs[0], values[0]), color=color,
+                                 xytext=(6, 0), textcoords="offset points", va="center",
+                                 fontsize=8)
     loss_ax.set_title("training loss (each model's own objective)")
     loss_ax.set_xlabel("epoch")
-    loss_ax.set_yscale("log")
+    _plain_log(loss_ax)
     eval_ax.set_xlabel("epoch")
+    _whole_epochs(eval_ax, [h["epoch"] for hs in histories.values() for h in hs])
     if metric == "eval_perplexity":
-        from matplotlib.ticker import ScalarFormatter
-
         eval_ax.set_title("held-out perplexity after each epoch")
-        eval_ax.set_yscale("log")
-        for axis in (eval_ax.yaxis.set_major_formatter, eval_ax.yaxis.set_minor_formatter):
-            axis(ScalarFormatter())  # 110, not 1.1 × 10²
+        _plain_log(eval_ax)
     else:
         eval_ax.set_title("test accuracy after each epoch")
         eval_ax.set_ylabel("%")
